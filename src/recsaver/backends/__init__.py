@@ -1,0 +1,66 @@
+"""Engines behind one interface; models are named `provider/model` and heavy imports stay lazy.
+
+- `llamacpp/<builtin>` (smollm2-135m, qwen2.5-0.5b, qwen2.5-1.5b), `llamacpp/<file.gguf>`,
+  `llamacpp/hf:<repo>/<file.gguf>`
+- `openai/<model>` with one or more base URLs (vLLM, llama.cpp server, Ollama, hosted APIs)
+- `hf/<checkpoint dir or hub id>` (transformers)
+- `vllm/<model>` (in-process vLLM; needs a GPU)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .base import Backend, Generation, GenerationRequest, Message, SamplingParams
+
+__all__ = ["Backend", "BackendOptions", "Generation", "GenerationRequest", "Message", "SamplingParams",
+           "load_backend", "PROVIDERS"]
+
+PROVIDERS = ("llamacpp", "openai", "hf", "vllm")
+
+
+@dataclass(frozen=True)
+class BackendOptions:
+    n_ctx: int = 4096
+    base_urls: tuple[str, ...] = ()
+    concurrency: int = 4
+    lora_path: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def split_model(spec: str) -> tuple[str, str]:
+    provider, sep, name = spec.partition("/")
+    if not sep or not name or provider not in PROVIDERS:
+        raise ValueError(f"model must be 'provider/model' with provider in {PROVIDERS}, got {spec!r} "
+                         "(e.g. llamacpp/smollm2-135m)")
+    return provider, name
+
+
+def load_backend(spec: str, options: BackendOptions = BackendOptions()) -> Backend:
+    provider, name = split_model(spec)
+    if provider == "llamacpp":
+        from ..models import model_fingerprint, resolve_gguf
+        from .llamacpp import LlamaCppBackend
+
+        path = resolve_gguf(name)
+        model_id = f"llamacpp/{name}@sha256:{model_fingerprint(path)[:16]}"
+        if options.lora_path:
+            from ..models import file_sha256
+
+            model_id += f"+lora:{file_sha256(__import__('pathlib').Path(options.lora_path))[:16]}"
+        return LlamaCppBackend(path, model_id=model_id, n_ctx=options.n_ctx, lora_path=options.lora_path)
+    if provider == "openai":
+        from .openai_compat import OpenAIBackend
+
+        if not options.base_urls:
+            raise ValueError("openai/... needs --base-url (one or more OpenAI-compatible servers)")
+        return OpenAIBackend(name, list(options.base_urls), concurrency=options.concurrency,
+                             context_length=options.n_ctx, **options.extra)
+    if provider == "hf":
+        from .hf import HFBackend
+
+        return HFBackend(name, context_length=options.n_ctx, **options.extra)
+    from .vllm import VLLMBackend
+
+    return VLLMBackend(name, context_length=options.n_ctx, **options.extra)

@@ -1,0 +1,130 @@
+"""The narrow interface every engine implements (after lm-evaluation-harness).
+
+A backend receives a whole list of requests and returns one `Generation` per
+request, in order. Batching, prefix reuse and concurrency live inside the
+backend; a failure of one request is recorded in its `Generation.error`, never
+raised, so a long run is not lost to one bad call.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Protocol, Sequence, runtime_checkable
+
+import orjson
+
+Message = dict[str, str]  # {"role": "system"|"user"|"assistant", "content": "..."}
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    temperature: float = 0.0
+    top_p: float = 1.0
+    max_tokens: int = 256
+    seed: int = 0
+    stop: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"temperature": self.temperature, "top_p": self.top_p, "max_tokens": self.max_tokens,
+                "seed": self.seed, "stop": list(self.stop)}
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """One model call. `key()` hashes exactly what changes the output.
+
+    `sample_index` separates the M samples drawn for one prompt, so a cached
+    sample is never reused as a different sample. `grammar` is a GBNF grammar
+    (llama.cpp) or a regex/JSON-schema constraint the backend translates.
+    `rating_probs` asks the backend to append the rating header and read
+    P(1..5) from the next-token logits, where the engine exposes them.
+    """
+
+    messages: tuple[tuple[str, str], ...]
+    params: SamplingParams = field(default_factory=SamplingParams)
+    sample_index: int = 0
+    grammar: str | None = None
+    rating_probs: bool = False
+    prompt_text: str | None = None  # completion-style prompt for models without a chat template
+    tag: str = ""  # free text for logs (e.g. example id); not part of the key
+
+    @staticmethod
+    def from_messages(messages: Sequence[Message], **kwargs: Any) -> "GenerationRequest":
+        return GenerationRequest(messages=tuple((m["role"], m["content"]) for m in messages), **kwargs)
+
+    def message_dicts(self) -> list[Message]:
+        return [{"role": r, "content": c} for r, c in self.messages]
+
+    def key(self, model_id: str) -> str:
+        payload = {
+            "model": model_id,
+            "messages": self.messages,
+            "prompt_text": self.prompt_text,
+            "params": self.params.to_dict(),
+            "sample_index": self.sample_index,
+            "grammar": self.grammar,
+            "rating_probs": self.rating_probs,
+        }
+        return hashlib.sha256(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+    def with_sample(self, index: int) -> "GenerationRequest":
+        return replace(self, sample_index=index)
+
+
+@dataclass(frozen=True)
+class Generation:
+    text: str | None
+    error: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_s: float = 0.0
+    finish_reason: str | None = None
+    rating_probs: tuple[float, ...] | None = None  # P(1..5) after the rating header, normalized
+    digit_mass: float | None = None  # share of next-token mass on the 5 digits before normalizing
+    cached: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.text is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "text": self.text, "error": self.error, "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens, "latency_s": self.latency_s,
+            "finish_reason": self.finish_reason,
+            "rating_probs": list(self.rating_probs) if self.rating_probs is not None else None,
+            "digit_mass": self.digit_mass,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], cached: bool = False) -> "Generation":
+        probs = d.get("rating_probs")
+        return cls(
+            text=d.get("text"), error=d.get("error"), prompt_tokens=int(d.get("prompt_tokens") or 0),
+            completion_tokens=int(d.get("completion_tokens") or 0), latency_s=float(d.get("latency_s") or 0.0),
+            finish_reason=d.get("finish_reason"),
+            rating_probs=tuple(probs) if probs is not None else None, digit_mass=d.get("digit_mass"),
+            cached=cached,
+        )
+
+
+OnResult = Callable[[int, Generation], None]  # (request index, generation) as each one finishes
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """An engine. `model_id` names the weights exactly (it includes a file hash where there is a file)."""
+
+    model_id: str
+    context_length: int
+
+    def generate(self, requests: Sequence[GenerationRequest], on_result: OnResult | None = None) -> list[Generation]:
+        """One Generation per request, in order; errors recorded, not raised."""
+        ...
+
+    def count_tokens(self, request: GenerationRequest) -> int:
+        """Prompt tokens of a request as this model sees them (for the context check)."""
+        ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,178 @@
+"""llama.cpp through llama-cpp-python: the default engine, CPU-friendly.
+
+Speed comes from prompt reuse: `Llama` keeps the KV cache of the longest prefix
+shared with the previous call, so requests are run grouped by prompt (the M
+samples of one prompt, and the rating read-out after a reasoning, pay for the
+prompt once).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from .base import Generation, GenerationRequest, OnResult
+
+RATING_HEADER = "### Rating ###\n"
+DIGITS = ("1", "2", "3", "4", "5")
+
+
+class LlamaCppBackend:
+    def __init__(
+        self,
+        model_path: Path | str,
+        *,
+        model_id: str,
+        n_ctx: int = 4096,
+        n_threads: int | None = None,
+        n_batch: int = 512,
+        lora_path: str | None = None,
+        verbose: bool = False,
+    ):
+        from llama_cpp import Llama  # heavy: imported only when this backend is chosen
+
+        self.model_path = Path(model_path)
+        self.model_id = model_id
+        self.llm = Llama(
+            model_path=str(self.model_path), n_ctx=n_ctx, n_threads=n_threads or os.cpu_count() or 1,
+            n_batch=n_batch, lora_path=lora_path, verbose=verbose, seed=0,
+        )
+        self.context_length = self.llm.n_ctx()
+        self._formatter = self._chat_formatter()
+        self._grammars: dict[str, Any] = {}
+        self._digit_ids = self._rating_token_ids()
+
+    # ---- prompt rendering -------------------------------------------------
+    def _chat_formatter(self) -> Any:
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        template = self.llm.metadata.get("tokenizer.chat_template")
+        if not template:
+            return None
+        vocab = self.llm._model
+
+        def token_text(token_id: int) -> str:
+            return vocab.token_get_text(token_id) if token_id >= 0 else ""
+
+        return Jinja2ChatFormatter(
+            template=template, eos_token=token_text(self.llm.token_eos()), bos_token=token_text(self.llm.token_bos()),
+            add_generation_prompt=True,
+        )
+
+    def prompt_tokens(self, request: GenerationRequest) -> tuple[list[int], list[str]]:
+        """The exact tokens the model sees, and the template's stop strings."""
+        if request.prompt_text is not None or self._formatter is None:
+            text = request.prompt_text if request.prompt_text is not None else "\n\n".join(
+                c for _, c in request.messages)
+            return self.llm.tokenize(text.encode("utf-8"), add_bos=True, special=True), []
+        rendered = self._formatter(messages=request.message_dicts())
+        stops = rendered.stop if isinstance(rendered.stop, list) else ([rendered.stop] if rendered.stop else [])
+        tokens = self.llm.tokenize(rendered.prompt.encode("utf-8"), add_bos=not rendered.added_special, special=True)
+        return tokens, stops
+
+    def count_tokens(self, request: GenerationRequest) -> int:
+        return len(self.prompt_tokens(request)[0])
+
+    def _rating_token_ids(self) -> list[int]:
+        ids = []
+        for d in DIGITS:
+            toks = self.llm.tokenize(d.encode(), add_bos=False, special=False)
+            if len(toks) != 1:
+                raise RuntimeError(f"{self.model_path}: rating digit {d!r} is {len(toks)} tokens, expected 1")
+            ids.append(toks[0])
+        return ids
+
+    def _grammar(self, text: str) -> Any:
+        from llama_cpp import LlamaGrammar
+
+        if text not in self._grammars:
+            self._grammars[text] = LlamaGrammar.from_string(text, verbose=False)
+        return self._grammars[text]
+
+    # ---- generation -------------------------------------------------------
+    def generate(self, requests: Sequence[GenerationRequest], on_result: OnResult | None = None) -> list[Generation]:
+        # Run requests that share a prompt back to back so llama.cpp reuses the evaluated prefix.
+        order = sorted(range(len(requests)), key=lambda i: (requests[i].messages, requests[i].prompt_text or "", i))
+        results: list[Generation | None] = [None] * len(requests)
+        for i in order:
+            try:
+                results[i] = self._one(requests[i])
+            except Exception as e:  # recorded, not raised: one bad call must not end a run
+                results[i] = Generation(text=None, error=f"{type(e).__name__}: {e}")
+            if on_result:
+                on_result(i, results[i])  # type: ignore[arg-type]
+        return results  # type: ignore[return-value]
+
+    def _one(self, request: GenerationRequest) -> Generation:
+        started = time.perf_counter()
+        tokens, stops = self.prompt_tokens(request)
+        p = request.params
+        if len(tokens) + p.max_tokens > self.context_length:
+            return Generation(text=None, error=f"prompt of {len(tokens)} tokens + max_tokens {p.max_tokens} exceeds "
+                                               f"the context of {self.context_length}", prompt_tokens=len(tokens))
+        out = self.llm.create_completion(
+            prompt=tokens,
+            max_tokens=p.max_tokens,
+            temperature=p.temperature,
+            top_p=p.top_p,
+            seed=(p.seed * 1_000_003 + request.sample_index) % (2**31),
+            stop=list(p.stop) + stops,
+            grammar=self._grammar(request.grammar) if request.grammar else None,
+        )
+        choice = out["choices"][0]
+        text = choice["text"]
+        usage = out.get("usage", {})
+        probs, mass = (None, None)
+        if request.rating_probs:
+            probs, mass = self.rating_distribution(tokens, text)
+        return Generation(
+            text=text,
+            prompt_tokens=int(usage.get("prompt_tokens", len(tokens))),
+            completion_tokens=int(usage.get("completion_tokens", 0)),
+            latency_s=time.perf_counter() - started,
+            finish_reason=choice.get("finish_reason"),
+            rating_probs=probs,
+            digit_mass=mass,
+        )
+
+    def rating_distribution(self, prompt_tokens: list[int], completion: str) -> tuple[tuple[float, ...], float]:
+        """P(1..5): evaluate prompt + answer up to and including the rating header, read the next-token logits.
+
+        The answer is cut at its last rating header; when it has none, the header
+        is appended, so every answer yields a distribution (paper Section 4.3).
+        """
+        cut = completion.rfind(RATING_HEADER.strip())
+        head = completion[:cut] if cut >= 0 else completion.rstrip() + "\n\n"
+        if cut < 0 and not completion.strip():
+            head = ""
+        full = prompt_tokens + self.llm.tokenize((head + RATING_HEADER).encode("utf-8"), add_bos=False,
+                                                 special=False)
+        self._eval_with_prefix_reuse(full)
+        import llama_cpp
+
+        ptr = llama_cpp.llama_get_logits_ith(self.llm._ctx.ctx, -1)
+        logits = np.ctypeslib.as_array(ptr, shape=(self.llm.n_vocab(),)).astype(np.float64)
+        logits -= logits.max()
+        p_all = np.exp(logits)
+        p_all /= p_all.sum()
+        digits = p_all[self._digit_ids]
+        mass = float(digits.sum())
+        return tuple(float(x) for x in digits / mass), mass
+
+    def _eval_with_prefix_reuse(self, tokens: list[int]) -> None:
+        current = self.llm.input_ids[: self.llm.n_tokens]
+        prefix = 0
+        for a, b in zip(current, tokens):
+            if a != b:
+                break
+            prefix += 1
+        prefix = min(prefix, len(tokens) - 1)  # evaluate at least one token to get fresh logits
+        self.llm.n_tokens = prefix
+        self.llm.eval(tokens[prefix:])
+
+    def close(self) -> None:
+        self.llm.close()

@@ -1,0 +1,19 @@
+"""Rich tables for the terminal."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.table import Table
+
+
+def metrics_table(result: dict[str, Any], title: str) -> Table:
+    """A rating-metrics result (from `rating_metrics`) as a table with CIs and directions."""
+    table = Table(title=title, caption=f"n={result['n']}  unparsed={result['n_unparsed']} "
+                                       f"({result['unparsed_share']:.1%})")
+    for col in ("metric", "value", "95% CI", "better"):
+        table.add_column(col)
+    for name, m in result["metrics"].items():
+        table.add_row(name, f"{m['value']:.3f}", f"[{m['ci_low']:.3f}, {m['ci_high']:.3f}]",
+                      "higher" if m["higher_is_better"] else "lower")
+    return table
