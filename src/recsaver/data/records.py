@@ -137,6 +137,9 @@ class Prediction:
     probs: tuple[float, ...] | None = None
     reasoning: str | None = None
     raw: str | None = None
+    # "parsed" from the answer text, "forced" from P(1..5) after an appended rating header
+    # (the answer ran out of tokens or broke the format), None when there is no rating.
+    rating_source: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -146,6 +149,7 @@ class Prediction:
             "probs": list(self.probs) if self.probs is not None else None,
             "reasoning": self.reasoning,
             "raw": self.raw,
+            "rating_source": self.rating_source,
         }
 
     @classmethod
@@ -158,6 +162,7 @@ class Prediction:
             probs=tuple(float(p) for p in probs) if probs is not None else None,
             reasoning=d.get("reasoning"),
             raw=d.get("raw"),
+            rating_source=d.get("rating_source"),
         )
 
 

@@ -1,0 +1,302 @@
+"""In-process vLLM (`vllm.LLM`): GPU serving with prefix caching and internal batching.
+
+vllm is imported only inside `VLLMBackend.__init__`; it needs a CUDA GPU (it does not
+import on CPU-only machines here), so a clear `VLLMUnavailableError` is raised where it is
+missing. The pure logic (grouping the M samples of one prompt into one ``n=M`` call and
+mapping the outputs back; reading P(1..5) from per-token top logprobs) lives in plain
+functions below and is tested without vllm.
+
+- All requests go to vLLM in one `llm.generate` call (prompts rendered with the
+  tokenizer's chat template, as the hf backend does, and passed as token ids). Requests
+  that differ only in `sample_index` share one ``SamplingParams(n=k, seed=...)``; sample i
+  is the i-th of the group's sorted sample indices, so a sample is reproducible given the
+  same set of sample indices. Greedy groups are run once (n=1) and shared.
+- Grammars: vLLM takes no GBNF here; give ``regex_for_grammar={gbnf_text: regex}`` and a
+  request whose grammar has an entry is constrained by that regex (vLLM structured
+  outputs, or the older guided decoding). Other grammars are ignored (one warning).
+- `rating_probs`: requests are sampled with ``logprobs=20``; when the answer's last rating
+  header is followed by a token, the digits' top-20 logprobs at that position give P(1..5).
+  Otherwise (no header, or the answer ends at it) one extra 1-token call on prompt +
+  answer head + ``"### Rating ###\\n"`` reads them (prefix caching makes it cheap). Digits
+  outside the top 20 count as 0.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence, TypeVar
+
+from .base import Generation, GenerationRequest, OnResult
+from .hf import RATING_HEADER, join_messages, rating_continuation, rating_digit_ids, weights_identity
+
+log = logging.getLogger(__name__)
+
+TOP_LOGPROBS = 20
+T = TypeVar("T")
+
+
+class VLLMUnavailableError(ImportError):
+    """vllm cannot be imported here (not installed, or no usable GPU)."""
+
+
+# ---- pure logic (no vllm) -------------------------------------------------------------
+@dataclass
+class SampleGroup:
+    """Requests that differ only in `sample_index`: one vLLM call with ``n`` outputs.
+
+    `members` pairs each request index with the output it takes (0..n-1).
+    """
+
+    first: int
+    n: int
+    seed: int
+    members: list[tuple[int, int]] = field(default_factory=list)
+
+
+def _group_key(r: GenerationRequest) -> tuple[Any, ...]:
+    return (r.messages, r.prompt_text, r.params, r.grammar, r.rating_probs)
+
+
+def group_samples(requests: Sequence[GenerationRequest], indices: Sequence[int] | None = None) -> list[SampleGroup]:
+    """Group requests (all, or those at `indices`) by everything but `sample_index`.
+
+    Sampled groups get ``n`` = the number of distinct sample indices, output j for the j-th
+    smallest, and ``seed = params.seed * 1_000_003 + smallest sample index``. Greedy groups
+    (temperature 0) get n=1, every member taking output 0. Groups keep first-seen order.
+    """
+    by_key: dict[tuple[Any, ...], list[int]] = {}
+    for i in range(len(requests)) if indices is None else indices:
+        by_key.setdefault(_group_key(requests[i]), []).append(i)
+    groups = []
+    for members in by_key.values():
+        first = members[0]
+        p = requests[first].params
+        samples = sorted({requests[i].sample_index for i in members})
+        if p.temperature <= 0:
+            groups.append(SampleGroup(first, 1, p.seed, [(i, 0) for i in members]))
+            continue
+        pos = {s: j for j, s in enumerate(samples)}
+        groups.append(SampleGroup(first, len(samples), (p.seed * 1_000_003 + samples[0]) % (2**63 - 1),
+                                  [(i, pos[requests[i].sample_index]) for i in members]))
+    return groups
+
+
+def map_outputs(groups: Sequence[SampleGroup], outputs: Sequence[Sequence[T]], n_requests: int) -> list[T | None]:
+    """Spread each group's outputs back to its requests: `outputs[g][j]` goes to every member taking j."""
+    out: list[T | None] = [None] * n_requests
+    for group, outs in zip(groups, outputs):
+        if len(outs) < group.n:
+            raise ValueError(f"group of request {group.first} expected {group.n} outputs, got {len(outs)}")
+        for i, j in group.members:
+            out[i] = outs[j]
+    return out
+
+
+def digit_distribution(top_logprobs: dict[int, float], digit_ids: Sequence[int]
+                       ) -> tuple[tuple[float, ...], float] | None:
+    """P(1..5) normalized and the digits' total mass, from one position's top logprobs
+    (token id -> logprob); a digit outside them counts as 0. None when no digit is there."""
+    probs = [math.exp(top_logprobs[d]) if d in top_logprobs else 0.0 for d in digit_ids]
+    mass = sum(probs)
+    if not mass > 0:
+        return None
+    return tuple(p / mass for p in probs), mass
+
+
+def header_position(token_ids: Sequence[int], decode: Callable[[list[int]], str]) -> int | None:
+    """Index of the generated token that follows the answer's last ``"### Rating ###\\n"``.
+
+    None when the answer has no rating header, its last header is not followed by a newline,
+    the header does not end on a token boundary, or nothing follows it.
+    """
+    ids = list(token_ids)
+    full = decode(ids)
+    cut = full.rfind(RATING_HEADER.strip())
+    if cut < 0 or full[cut: cut + len(RATING_HEADER)] != RATING_HEADER:
+        return None
+    target = cut + len(RATING_HEADER)
+    lo, hi = 0, len(ids)  # smallest t with len(decode(ids[:t])) >= target
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if len(decode(ids[:mid])) >= target:
+            hi = mid
+        else:
+            lo = mid + 1
+    prefix = decode(ids[:lo])
+    if len(prefix) != target or not prefix.endswith(RATING_HEADER) or lo >= len(ids):
+        return None
+    return lo
+
+
+def rating_from_logprobs(token_ids: Sequence[int], top_logprobs: Sequence[dict[int, float]],
+                         digit_ids: Sequence[int], decode: Callable[[list[int]], str]
+                         ) -> tuple[tuple[float, ...], float] | None:
+    """P(1..5) read at the token after the answer's last rating header, from the per-token
+    top logprobs that came with the sampled tokens; None when that position is not there."""
+    t = header_position(token_ids, decode)
+    if t is None or t >= len(top_logprobs) or top_logprobs[t] is None:
+        return None
+    return digit_distribution(top_logprobs[t], digit_ids)
+
+
+# ---- the engine ---------------------------------------------------------------------------
+class VLLMBackend:
+    def __init__(
+        self,
+        model: str,
+        *,
+        context_length: int = 8192,
+        tensor_parallel_size: int = 1,
+        gpu_memory_utilization: float = 0.9,
+        enable_prefix_caching: bool = True,
+        regex_for_grammar: dict[str, str] | None = None,
+    ):
+        try:
+            import vllm  # heavy, GPU-only: imported only when this backend is chosen
+        except Exception as e:  # ImportError, or a CUDA/driver error raised while importing
+            raise VLLMUnavailableError(
+                f"vllm is not installed or cannot run here (it needs a CUDA GPU): {type(e).__name__}: {e}. "
+                "Install vllm on a GPU machine, or use hf/... (transformers) or llamacpp/... instead") from e
+        self._vllm = vllm
+        self.name = model
+        self.context_length = int(context_length)
+        self.regex_for_grammar = dict(regex_for_grammar or {})
+        self.llm = vllm.LLM(model=model, max_model_len=self.context_length, tensor_parallel_size=tensor_parallel_size,
+                            gpu_memory_utilization=gpu_memory_utilization,
+                            enable_prefix_caching=enable_prefix_caching, max_logprobs=TOP_LOGPROBS)
+        self.model_id = f"vllm/{model}@{weights_identity(model)}"
+        self.tokenizer = self.llm.get_tokenizer()
+        self._digit_ids = rating_digit_ids(lambda s: self.tokenizer.encode(s, add_special_tokens=False))
+        self._warned_grammar = False
+
+    def prompt_tokens(self, request: GenerationRequest) -> list[int]:
+        tok = self.tokenizer
+        if request.prompt_text is not None or not getattr(tok, "chat_template", None):
+            return list(tok.encode(join_messages(request), add_special_tokens=True))
+        rendered = tok.apply_chat_template(request.message_dicts(), add_generation_prompt=True, tokenize=False)
+        return list(tok.encode(rendered, add_special_tokens=False))
+
+    def count_tokens(self, request: GenerationRequest) -> int:
+        return len(self.prompt_tokens(request))
+
+    def _decode(self, ids: list[int]) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=True)
+
+    def _sampling_params(self, request: GenerationRequest, n: int, seed: int) -> Any:
+        p = request.params
+        kwargs: dict[str, Any] = dict(n=n, temperature=p.temperature, top_p=p.top_p, max_tokens=p.max_tokens,
+                                      seed=seed, stop=list(p.stop) or None,
+                                      logprobs=TOP_LOGPROBS if request.rating_probs else None)
+        if request.grammar:
+            regex = self.regex_for_grammar.get(request.grammar)
+            if regex is not None:
+                kwargs.update(_structured_regex(regex))
+            elif not self._warned_grammar:
+                self._warned_grammar = True
+                log.warning("vllm backend: no regex for a request grammar (regex_for_grammar); output unconstrained")
+        return self._vllm.SamplingParams(**kwargs)
+
+    def generate(self, requests: Sequence[GenerationRequest], on_result: OnResult | None = None) -> list[Generation]:
+        started = time.perf_counter()
+        results: list[Generation | None] = [None] * len(requests)
+        prompts: dict[int, list[int]] = {}
+        for i, r in enumerate(requests):
+            try:
+                ids = self.prompt_tokens(r)
+                if len(ids) + r.params.max_tokens > self.context_length:
+                    results[i] = Generation(text=None, prompt_tokens=len(ids), error=(
+                        f"prompt of {len(ids)} tokens + max_tokens {r.params.max_tokens} exceeds the context "
+                        f"of {self.context_length}"))
+                else:
+                    prompts[i] = ids
+            except Exception as e:
+                results[i] = Generation(text=None, error=f"{type(e).__name__}: {e}")
+        groups = group_samples(requests, list(prompts))
+        try:
+            outputs = self._run(requests, prompts, groups)
+        except Exception:  # one bad request fails vLLM's whole call: retry group by group to charge it
+            outputs = []
+            for g in groups:
+                try:
+                    outputs.extend(self._run(requests, prompts, [g]))
+                except Exception as e:
+                    outputs.append([e] * g.n)
+        per_request = map_outputs(groups, outputs, len(requests))
+        elapsed = (time.perf_counter() - started) / max(1, len(requests))
+        needs_readout: list[int] = []
+        for i in prompts:
+            out = per_request[i]
+            if isinstance(out, Exception):
+                results[i] = Generation(text=None, prompt_tokens=len(prompts[i]), error=f"{type(out).__name__}: {out}")
+                continue
+            probs = None
+            if requests[i].rating_probs:
+                top = [{k: v.logprob for k, v in d.items()} if d else None for d in (out.logprobs or [])]
+                probs = rating_from_logprobs(list(out.token_ids), top, self._digit_ids, self._decode)
+                if probs is None:
+                    needs_readout.append(i)
+            results[i] = Generation(
+                text=out.text, prompt_tokens=len(prompts[i]), completion_tokens=len(out.token_ids),
+                latency_s=elapsed, finish_reason=out.finish_reason,
+                rating_probs=probs[0] if probs else None, digit_mass=probs[1] if probs else None)
+        if needs_readout:
+            self._read_ratings(needs_readout, prompts, results)
+        if on_result:
+            for i, g in enumerate(results):
+                on_result(i, g)  # type: ignore[arg-type]
+        return results  # type: ignore[return-value]
+
+    def _run(self, requests: Sequence[GenerationRequest], prompts: dict[int, list[int]],
+             groups: Sequence[SampleGroup]) -> list[list[Any]]:
+        if not groups:
+            return []
+        outs = self.llm.generate(
+            [{"prompt_token_ids": prompts[g.first]} for g in groups],
+            [self._sampling_params(requests[g.first], g.n, g.seed) for g in groups], use_tqdm=False)
+        return [list(o.outputs) for o in outs]
+
+    def _read_ratings(self, indices: list[int], prompts: dict[int, list[int]], results: list[Generation | None]) -> None:
+        """One 1-token call per answer on prompt + answer head + rating header (see the module doc)."""
+        from dataclasses import replace
+
+        inputs = []
+        for i in indices:
+            tail = self.tokenizer.encode(rating_continuation(results[i].text or ""), add_special_tokens=False)
+            inputs.append({"prompt_token_ids": prompts[i] + tail})
+        params = self._vllm.SamplingParams(max_tokens=1, temperature=0.0, logprobs=TOP_LOGPROBS)
+        try:
+            outs = self.llm.generate(inputs, params, use_tqdm=False)
+        except Exception as e:
+            log.warning("vllm backend: rating read-out failed: %s", e)
+            return
+        for i, o in zip(indices, outs):
+            lp = o.outputs[0].logprobs
+            probs = digit_distribution({k: v.logprob for k, v in lp[0].items()}, self._digit_ids) if lp else None
+            if probs:
+                results[i] = replace(results[i], rating_probs=probs[0], digit_mass=probs[1])  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        self.llm = None
+        gc.collect()
+        try:
+            import torch
+
+            torch.cuda.empty_cache()
+        except Exception:
+            pass
+
+
+def _structured_regex(regex: str) -> dict[str, Any]:
+    """SamplingParams kwargs constraining output to `regex`, for new (structured outputs) and old vLLM."""
+    try:
+        from vllm.sampling_params import StructuredOutputsParams
+
+        return {"structured_outputs": StructuredOutputsParams(regex=regex)}
+    except ImportError:
+        from vllm.sampling_params import GuidedDecodingParams
+
+        return {"guided_decoding": GuidedDecodingParams(regex=regex)}

@@ -1,0 +1,219 @@
+"""Zero-shot rating prediction with or without reasoning (paper Sections 2.2, 4.2; Table 3).
+
+Every model call goes through the SQLite cache, and predictions are assembled
+from it at the end, so a run killed at any point and started again recomputes
+nothing and writes identical outputs.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from ..backends import BackendOptions, load_backend
+from ..backends.base import Backend, Generation, GenerationRequest, SamplingParams
+from ..cache import CachedBackend, GenerationCache
+from ..data.records import Example, Prediction, load_examples, write_jsonl
+from ..metrics import rating_metrics
+from ..prompts import ABLATIONS, OneShot, ParsedAnswer, PromptBuilder, PromptOptions, choose_one_shot, parse_answer
+from ..prompts.grammar import rating_grammar
+from .runs import write_run
+
+ResultHook = Callable[[int, Generation], None]
+
+
+def default_cache_path() -> Path:
+    home = Path(os.environ.get("RECSAVER_HOME", Path.home() / ".cache" / "recsaver"))
+    return home / "generations.sqlite"
+
+
+@dataclass(frozen=True)
+class PredictConfig:
+    data: str
+    split: str = "test"
+    model: str = "llamacpp/smollm2-135m"
+    method: str = "cot"
+    ablation: str = "none"
+    samples: int = 1
+    temperature: float = 0.0
+    top_p: float = 1.0
+    max_tokens: int = 350
+    seed: int = 0
+    limit: int | None = None
+    grammar: bool = False
+    rating_probs: bool = True
+    force_rating: bool = True
+    n_ctx: int = 4096
+    base_urls: tuple[str, ...] = ()
+    concurrency: int = 4
+    cache: str | None = None
+    one_shot_reasoning: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.method not in ("cot", "direct"):
+            raise ValueError(f"--method must be cot or direct, got {self.method!r}")
+        if self.ablation not in ABLATIONS:
+            raise ValueError(f"--ablation must be one of {ABLATIONS}, got {self.ablation!r}")
+        if self.samples < 1:
+            raise ValueError("--samples must be >= 1")
+        if self.samples > 1 and self.temperature == 0:
+            raise ValueError("--samples > 1 needs --temperature > 0, or every sample is the same")
+
+
+def load_split(data: Path, split: str, limit: int | None = None) -> list[Example]:
+    source = Path(data) / f"{split}.jsonl"
+    if not source.exists():
+        raise FileNotFoundError(f"{source}: no such split file (run `recsaver data prepare` first)")
+    examples = load_examples(source)
+    if not examples:
+        raise ValueError(f"{source}: no examples")
+    return examples[:limit] if limit else examples
+
+
+def make_builder(cfg: PredictConfig, examples: Sequence[Example]) -> PromptBuilder:
+    domain = examples[0].domain
+    one_shot = None
+    if cfg.ablation == "one-shot":
+        train = load_split(Path(cfg.data), "train")
+        shot = choose_one_shot(train, exclude_users={e.user_id for e in examples}, seed=cfg.seed)
+        reasoning = cfg.one_shot_reasoning or default_one_shot_reasoning(shot)
+        one_shot = OneShot(example=shot, reasoning=reasoning)
+    return PromptBuilder(domain, PromptOptions(method=cfg.method, ablation=cfg.ablation), one_shot=one_shot)
+
+
+def default_one_shot_reasoning(example: Example) -> str:
+    """A plain, factual worked reasoning built from the shot's own history (no model call needed)."""
+    ratings = [h.rating for h in example.history]
+    mean = sum(ratings) / len(ratings)
+    liked = [h.item.title for h in example.history if h.rating >= 4 and h.item.title][:2]
+    disliked = [h.item.title for h in example.history if h.rating <= 2 and h.item.title][:1]
+    parts = [f"The user's past ratings average {mean:.1f} out of 5."]
+    if liked:
+        parts.append("They rated highly: " + "; ".join(liked) + ".")
+    if disliked:
+        parts.append("They disliked: " + "; ".join(disliked) + ".")
+    parts.append("The new item is compared with these preferences to predict the rating.")
+    return " ".join(parts)
+
+
+def build_requests(cfg: PredictConfig, builder: PromptBuilder, examples: Sequence[Example],
+                   backend: Backend) -> tuple[list[GenerationRequest], dict[str, int]]:
+    """One request per example and sample; histories trimmed (oldest first) to fit the context."""
+    params = SamplingParams(temperature=cfg.temperature, top_p=cfg.top_p, max_tokens=cfg.max_tokens, seed=cfg.seed)
+    # Unbounded lines: bounded repetition is slow in llama.cpp; an answer that runs out of
+    # tokens gets its rating forced from P(1..5) instead (see `aggregate`).
+    grammar = rating_grammar(cfg.method, max_lines=8, max_line_chars=None) if cfg.grammar else None
+
+    def count(text: str) -> int:
+        return backend.count_tokens(GenerationRequest.from_messages([{"role": "user", "content": text}]))
+
+    requests, dropped = [], {}
+    for ex in examples:
+        fitted, n_dropped = builder.fit(ex, count, backend.context_length - cfg.max_tokens - 16)
+        if n_dropped:
+            dropped[ex.example_id] = n_dropped
+        base = GenerationRequest.from_messages(builder.messages(fitted), params=params, grammar=grammar,
+                                               rating_probs=cfg.rating_probs, tag=ex.example_id)
+        requests.extend(base.with_sample(s) for s in range(cfg.samples))
+    return requests, dropped
+
+
+def sample_rating(parsed: ParsedAnswer, generation: Generation, force: bool) -> tuple[int | None, str | None]:
+    """The parsed rating; else, with `force`, the most likely digit after an appended rating header.
+
+    Forcing the header once the token budget is spent is how an answer that ran out inside its
+    reasoning still gets a rating (shared/design/MODELS.md); it is counted separately.
+    """
+    if parsed.rating is not None:
+        return parsed.rating, "parsed"
+    if force and generation.rating_probs is not None:
+        probs = generation.rating_probs
+        return max(range(5), key=lambda k: probs[k]) + 1, "forced"
+    return None, None
+
+
+def aggregate(example: Example, parsed: list[ParsedAnswer], generations: list[Generation],
+              force: bool = True) -> Prediction:
+    """One prediction from M samples: majority rating (ties -> closest to the mean), mean P(1..5)."""
+    rated = [sample_rating(p, g, force) for p, g in zip(parsed, generations)]
+    ratings = [r for r, _ in rated if r is not None]
+    sources = {s for _, s in rated if s is not None}
+    rating = None
+    if ratings:
+        counts = Counter(ratings)
+        top = max(counts.values())
+        mean = sum(ratings) / len(ratings)
+        rating = min((r for r, c in counts.items() if c == top), key=lambda r: (abs(r - mean), r))
+    probs_list = [g.rating_probs for g in generations if g.rating_probs is not None]
+    probs = tuple(sum(col) / len(probs_list) for col in zip(*probs_list)) if probs_list else None
+    first = parsed[0]
+    return Prediction(
+        example_id=example.example_id, rating_true=example.rating, rating_pred=rating, probs=probs,
+        reasoning=first.reasoning, raw=generations[0].text if generations[0].text is not None else None,
+        rating_source=None if rating is None else ("parsed" if sources == {"parsed"} else "forced"),
+    )
+
+
+def ledger(generations: Sequence[Generation], wall_s: float, hits: int, misses: int) -> dict[str, Any]:
+    fresh = [g for g in generations if not g.cached]
+    prompt = sum(g.prompt_tokens for g in generations)
+    completion = sum(g.completion_tokens for g in generations)
+    fresh_completion = sum(g.completion_tokens for g in fresh)
+    return {
+        "requests": len(generations), "cache_hits": hits, "cache_misses": misses,
+        "failed": sum(1 for g in generations if not g.ok),
+        "prompt_tokens": prompt, "completion_tokens": completion,
+        "model_seconds": round(sum(g.latency_s for g in generations), 3),
+        "wall_seconds_this_run": round(wall_s, 3),
+        "completion_tokens_per_s_this_run": round(fresh_completion / wall_s, 2) if wall_s > 0 else None,
+    }
+
+
+def run_predict(cfg: PredictConfig, out: Path, on_result: ResultHook | None = None,
+                on_start: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """Write RUN/predictions.jsonl, RUN/metrics.json, RUN/run.json; return the metrics."""
+    out = Path(out)
+    examples = load_split(Path(cfg.data), cfg.split, cfg.limit)
+    builder = make_builder(cfg, examples)
+    cache = GenerationCache(Path(cfg.cache) if cfg.cache else default_cache_path())
+    options = BackendOptions(n_ctx=cfg.n_ctx, base_urls=cfg.base_urls, concurrency=cfg.concurrency, extra=cfg.extra)
+    backend = CachedBackend(load_backend(cfg.model, options), cache)
+    try:
+        requests, dropped = build_requests(cfg, builder, examples, backend)
+        if on_start:
+            on_start(len(requests))
+        started = time.perf_counter()
+        generations = backend.generate(requests, on_result=on_result)
+        wall = time.perf_counter() - started
+        failures = [(r.tag, g.error) for r, g in zip(requests, generations) if not g.ok]
+    finally:
+        backend.close()
+        cache.close()
+
+    predictions, format_ok = [], 0
+    for k, ex in enumerate(examples):
+        gens = generations[k * cfg.samples:(k + 1) * cfg.samples]
+        parsed = [parse_answer(g.text, cfg.method) for g in gens]
+        format_ok += sum(p.format_ok for p in parsed)
+        predictions.append(aggregate(ex, parsed, gens, cfg.force_rating))
+    write_jsonl(out / "predictions.jsonl", (p.to_dict() for p in predictions))
+    if cfg.samples > 1:
+        write_jsonl(out / "samples.jsonl", (
+            {"example_id": r.tag, "sample_index": r.sample_index, **g.to_dict()}
+            for r, g in zip(requests, generations)))
+    metrics = rating_metrics(predictions)
+    metrics["format_ok_share"] = format_ok / len(generations)
+    metrics["forced_rating_share"] = sum(p.rating_source == "forced" for p in predictions) / len(predictions)
+    write_run(out, step="predict", config={**asdict(cfg), "base_urls": list(cfg.base_urls)},
+              data_file=Path(cfg.data) / f"{cfg.split}.jsonl", metrics=metrics, extra={
+                  "model_id": backend.model_id,
+                  "ledger": ledger(generations, wall, backend.stats.hits, backend.stats.misses),
+                  "history_items_dropped_to_fit": dropped,
+                  "failures": failures[:50],
+              })
+    return metrics

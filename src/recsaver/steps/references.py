@@ -1,0 +1,189 @@
+"""Rec-SAVER reference generation with self-verification (paper Section 3.1, Algorithm 1).
+
+For each example: N post-hoc explanations of the gold rating (temperature T),
+leakage sentences scrubbed, then a second call rates the item from the history,
+the item and the scrubbed explanation alone. An explanation whose verification
+rating matches the gold one joins the example's pool of references G.
+
+Requests run example by example (explanations, then their verifications) so a
+local engine reuses the evaluated history prefix across all 2N calls.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter, defaultdict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from ..backends import BackendOptions, load_backend
+from ..backends.base import Generation, GenerationRequest, SamplingParams
+from ..cache import CachedBackend, GenerationCache
+from ..data.records import Example, RATINGS, write_json, write_jsonl
+from ..prompts import PromptBuilder, PromptOptions, explanation_grammar, parse_answer, parse_explanation
+from ..prompts.grammar import rating_grammar
+from ..prompts.leakage import DEFAULT_PATTERNS, Scrubber
+from .predict import default_cache_path, ledger, load_split
+from .runs import write_run
+
+VERIFY_RULES = ("exact", "1-off", "none")
+
+
+@dataclass(frozen=True)
+class ReferencesConfig:
+    data: str
+    split: str = "test"
+    model: str = "llamacpp/smollm2-135m"
+    samples: int = 4
+    temperature: float = 0.7
+    top_p: float = 1.0
+    max_tokens: int = 256
+    verify: str = "exact"
+    seed: int = 0
+    limit: int | None = None
+    grammar: bool = False
+    leak_patterns: tuple[str, ...] = DEFAULT_PATTERNS
+    n_ctx: int = 4096
+    base_urls: tuple[str, ...] = ()
+    concurrency: int = 4
+    cache: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.verify not in VERIFY_RULES:
+            raise ValueError(f"--verify must be one of {VERIFY_RULES}, got {self.verify!r}")
+        if self.samples < 1:
+            raise ValueError("--samples must be >= 1")
+
+
+def kept(rule: str, verify_rating: int | None, gold: int) -> bool:
+    if rule == "none":
+        return True
+    if verify_rating is None:
+        return False
+    return verify_rating == gold if rule == "exact" else abs(verify_rating - gold) <= 1
+
+
+class ReferenceGenerator:
+    """Algorithm 1 over a list of examples with one backend (cached)."""
+
+    def __init__(self, cfg: ReferencesConfig, backend: Any, builder: PromptBuilder):
+        self.cfg, self.backend, self.builder = cfg, backend, builder
+        self.scrubber = Scrubber(cfg.leak_patterns)
+        self.explain_params = SamplingParams(temperature=cfg.temperature, top_p=cfg.top_p,
+                                             max_tokens=cfg.max_tokens, seed=cfg.seed)
+        self.verify_params = SamplingParams(temperature=0.0, max_tokens=8, seed=cfg.seed)
+        self.explain_grammar = explanation_grammar(8, None) if cfg.grammar else None
+        self.verify_grammar = rating_grammar("direct") if cfg.grammar else None
+        self.all_generations: list[Generation] = []
+
+    def _fit(self, example: Example, render: Callable[[Example], str], reserve: int) -> Example:
+        def count(text: str) -> int:
+            return self.backend.count_tokens(GenerationRequest.from_messages([{"role": "user", "content": text}]))
+
+        fitted, _ = self.builder.fit(example, count, self.backend.context_length - reserve - 16, render=render)
+        return fitted
+
+    def explain_requests(self, example: Example) -> list[GenerationRequest]:
+        render = lambda e: self.builder.explanation_messages(e, example.rating)[0]["content"]  # noqa: E731
+        fitted = self._fit(example, render, self.cfg.max_tokens)
+        base = GenerationRequest.from_messages(self.builder.explanation_messages(fitted, example.rating),
+                                               params=self.explain_params, grammar=self.explain_grammar,
+                                               tag=example.example_id)
+        return [base.with_sample(n) for n in range(self.cfg.samples)]
+
+    def verify_request(self, example: Example, scrubbed: str) -> GenerationRequest:
+        render = lambda e: self.builder.verification_messages(e, scrubbed, scrub=False)[0]["content"]  # noqa: E731
+        fitted = self._fit(example, render, self.verify_params.max_tokens)
+        return GenerationRequest.from_messages(self.builder.verification_messages(fitted, scrubbed, scrub=False),
+                                               params=self.verify_params, grammar=self.verify_grammar,
+                                               tag=example.example_id)
+
+    def run_example(self, example: Example) -> dict[str, Any]:
+        explanations = self.backend.generate(self.explain_requests(example))
+        candidates = []
+        for g in explanations:
+            text = parse_explanation(g.text) if g.ok else None
+            result = self.scrubber.scrub(text)
+            candidates.append({"text": text, "scrubbed_text": result.text, "removed_sentences": list(result.removed),
+                               "error": g.error})
+        todo = [i for i, c in enumerate(candidates) if c["scrubbed_text"]]
+        verifications = self.backend.generate([self.verify_request(example, candidates[i]["scrubbed_text"])
+                                               for i in todo])
+        self.all_generations.extend(explanations)
+        self.all_generations.extend(verifications)
+        for c in candidates:
+            c["verify_rating"], c["kept"] = None, False
+        for i, v in zip(todo, verifications):
+            rating = parse_answer(v.text, "direct").rating if v.ok else None
+            candidates[i]["verify_rating"] = rating
+            candidates[i]["kept"] = kept(self.cfg.verify, rating, example.rating)
+        return {
+            "example_id": example.example_id,
+            "rating": example.rating,
+            "references": [c["scrubbed_text"] for c in candidates if c["kept"]],
+            "candidates": candidates,
+        }
+
+
+def summarize(rows: Sequence[dict[str, Any]], verify: str) -> dict[str, Any]:
+    n = len(rows)
+    per_label: dict[str, Counter] = defaultdict(Counter)
+    scrubbed_sentences = candidates_scrubbed = emptied = 0
+    for row in rows:
+        label = str(row["rating"])
+        for c in row["candidates"]:
+            per_label[label]["candidates"] += 1
+            per_label[label]["kept"] += int(c["kept"])
+            scrubbed_sentences += len(c["removed_sentences"])
+            candidates_scrubbed += int(bool(c["removed_sentences"]))
+            emptied += int(bool(c["text"]) and not c["scrubbed_text"])
+    sizes = [len(r["references"]) for r in rows]
+    return {
+        "examples": n,
+        "verify": verify,
+        "coverage": sum(1 for s in sizes if s) / n if n else 0.0,
+        "mean_pool_size": sum(sizes) / n if n else 0.0,
+        "pool_size_histogram": {str(k): v for k, v in sorted(Counter(sizes).items())},
+        "pass_rate_per_label": {
+            str(r): (per_label[str(r)]["kept"] / per_label[str(r)]["candidates"]
+                     if per_label[str(r)]["candidates"] else None) for r in RATINGS},
+        "candidates_per_label": {str(r): per_label[str(r)]["candidates"] for r in RATINGS},
+        "scrub": {"sentences_removed": scrubbed_sentences, "candidates_with_removals": candidates_scrubbed,
+                  "candidates_emptied": emptied},
+    }
+
+
+def run_references(cfg: ReferencesConfig, out: Path,
+                   on_example: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    """Write REFS/references.jsonl, REFS/summary.json and REFS/run.json; return the summary."""
+    out = Path(out)
+    examples = load_split(Path(cfg.data), cfg.split, cfg.limit)
+    builder = PromptBuilder(examples[0].domain, PromptOptions(method="cot"))
+    cache = GenerationCache(Path(cfg.cache) if cfg.cache else default_cache_path())
+    options = BackendOptions(n_ctx=cfg.n_ctx, base_urls=cfg.base_urls, concurrency=cfg.concurrency, extra=cfg.extra)
+    backend = CachedBackend(load_backend(cfg.model, options), cache)
+    generator = ReferenceGenerator(cfg, backend, builder)
+    started = time.perf_counter()
+    rows = []
+    try:
+        for k, ex in enumerate(examples):
+            rows.append(generator.run_example(ex))
+            if on_example:
+                on_example(k + 1, len(examples))
+    finally:
+        backend.close()
+        cache.close()
+    wall = time.perf_counter() - started
+    write_jsonl(out / "references.jsonl", rows)
+    summary = summarize(rows, cfg.verify)
+    write_json(out / "summary.json", summary)
+    write_run(out, step="references", config={**asdict(cfg), "base_urls": list(cfg.base_urls),
+                                               "leak_patterns": list(cfg.leak_patterns)},
+              data_file=Path(cfg.data) / f"{cfg.split}.jsonl", extra={
+                  "model_id": backend.model_id,
+                  "ledger": ledger(generator.all_generations, wall, backend.stats.hits, backend.stats.misses),
+                  "summary": summary,
+              })
+    return summary

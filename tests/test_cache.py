@@ -1,0 +1,87 @@
+"""The generation cache: keys, durability and resume logic (our own logic; a counting fake engine)."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Sequence
+
+from recsaver.backends.base import Generation, GenerationRequest, SamplingParams
+from recsaver.cache import CachedBackend, GenerationCache
+
+
+class CountingEngine:
+    """Echoes a deterministic answer and counts calls; fails requests whose tag says so."""
+
+    model_id = "fake/counting"
+    context_length = 1000
+
+    def __init__(self) -> None:
+        self.calls: list[GenerationRequest] = []
+
+    def generate(self, requests: Sequence[GenerationRequest], on_result=None) -> list[Generation]:
+        out = []
+        for i, r in enumerate(requests):
+            self.calls.append(r)
+            g = (Generation(text=None, error="boom") if r.tag == "fail"
+                 else Generation(text=f"{r.messages[0][1]}#{r.sample_index}", completion_tokens=3))
+            if on_result:
+                on_result(i, g)
+            out.append(g)
+        return out
+
+    def count_tokens(self, request: GenerationRequest) -> int:
+        return len(request.messages[0][1].split())
+
+    def close(self) -> None:
+        pass
+
+
+def req(text: str, sample: int = 0, temperature: float = 0.0, tag: str = "") -> GenerationRequest:
+    return GenerationRequest.from_messages([{"role": "user", "content": text}], sample_index=sample,
+                                           params=SamplingParams(temperature=temperature), tag=tag)
+
+
+def test_key_covers_what_changes_the_output() -> None:
+    base = req("hello")
+    assert base.key("m") == req("hello", tag="other tag").key("m")
+    assert len({base.key("m"), base.key("m2"), req("hello!").key("m"), req("hello", sample=1).key("m"),
+                req("hello", temperature=0.5).key("m")}) == 5
+
+
+def test_second_run_is_served_from_the_cache(tmp_path: Path) -> None:
+    engine = CountingEngine()
+    backend = CachedBackend(engine, GenerationCache(tmp_path / "c.sqlite"))
+    requests = [req("a"), req("b"), req("a", sample=1)]
+    first = backend.generate(requests)
+    assert len(engine.calls) == 3 and not any(g.cached for g in first)
+    again = CachedBackend(engine, GenerationCache(tmp_path / "c.sqlite"))
+    second = again.generate(requests + [req("c")])
+    assert len(engine.calls) == 4  # only "c" was new
+    assert [g.text for g in second[:3]] == [g.text for g in first]
+    assert all(g.cached for g in second[:3]) and not second[3].cached
+    assert again.stats.hits == 3 and again.stats.misses == 1
+
+
+def test_failures_are_recorded_and_retried_never_cached(tmp_path: Path) -> None:
+    engine = CountingEngine()
+    cache = GenerationCache(tmp_path / "c.sqlite")
+    backend = CachedBackend(engine, cache)
+    out = backend.generate([req("x", tag="fail"), req("y")])
+    assert out[0].error == "boom" and out[1].ok
+    assert cache.count() == 1 and len(cache.failures()) == 1
+    backend.generate([req("x", tag="fail")])
+    assert len(engine.calls) == 3  # retried
+
+
+def test_each_result_is_committed_as_it_arrives(tmp_path: Path) -> None:
+    """A reader on another connection sees result 1 before result 2 is produced (kill -9 safety)."""
+    path = tmp_path / "c.sqlite"
+    seen: list[int] = []
+
+    def spy(i: int, g: Generation) -> None:
+        with sqlite3.connect(path) as con:
+            seen.append(con.execute("SELECT count(*) FROM generations").fetchone()[0])
+
+    CachedBackend(CountingEngine(), GenerationCache(path)).generate([req("a"), req("b"), req("c")], on_result=spy)
+    assert seen == [1, 2, 3]
