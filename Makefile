@@ -13,6 +13,7 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/pip install --quiet --upgrade pip
 	CMAKE_ARGS="-DLLAVA_BUILD=OFF" $(BIN)/pip install --quiet -e '.[dev]'
 	$(BIN)/recsaver models install smollm2-135m
+	bash scripts/install_wordnet.sh
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -760,9 +760,12 @@ def main() -> None:
     linearity = []
     for a, b in zip(prep, prep[1:]):
         ratio = (b["seconds"] / b["size"]) / (a["seconds"] / a["size"])
-        linearity.append({"from": a["size"], "to": b["size"], "time_per_review_ratio": round(ratio, 3)})
+        cpu_ratio = (b["cpu_seconds"] / b["size"]) / (a["cpu_seconds"] / a["size"])
+        linearity.append({"from": a["size"], "to": b["size"], "time_per_review_ratio": round(ratio, 3),
+                          "cpu_per_review_ratio": round(cpu_ratio, 3)})
         print(f"prepare linearity {b['size']:,} vs {a['size']:,}: time/review ratio "
-              f"{b['seconds']:.1f} / ({b['size'] / a['size']:g} x {a['seconds']:.1f}) = {ratio:.2f}")
+              f"{b['seconds']:.1f} / ({b['size'] / a['size']:g} x {a['seconds']:.1f}) = {ratio:.2f}"
+              f"  (CPU time/review ratio {cpu_ratio:.2f})")
     goal_row = next((r for r in prep if r["size"] == GOAL_SIZE), None)
     goal: dict[str, Any] = {"size": GOAL_SIZE, "max_seconds": GOAL_SECONDS, "max_rss_mb": GOAL_RSS_MB}
     if goal_row:

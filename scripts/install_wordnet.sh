@@ -50,9 +50,9 @@ if (( missing_src )); then
   SUDO=""
   if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
   export DEBIAN_FRONTEND=noninteractive
-  if ! $SUDO apt-get install -y --no-install-recommends "${DEBIAN_PKGS[@]}"; then
-    $SUDO apt-get update
-    $SUDO apt-get install -y --no-install-recommends "${DEBIAN_PKGS[@]}"
+  if ! $SUDO apt-get install -y -q --no-install-recommends "${DEBIAN_PKGS[@]}"; then
+    $SUDO apt-get update -q
+    $SUDO apt-get install -y -q --no-install-recommends "${DEBIAN_PKGS[@]}"
   fi
 fi
 

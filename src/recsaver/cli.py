@@ -296,6 +296,34 @@ def count_progress(enabled: bool, what: str) -> Iterator[Any]:
         yield update
 
 
+@app.command("score")
+@friendly_errors
+def score(
+    predictions: Path = typer.Option(..., help="A run folder (or its predictions.jsonl)."),
+    references: Path = typer.Option(..., help="A references folder from `recsaver references`."),
+    metrics: str = typer.Option("bleu,rouge1,meteor,bertscore", help="Comma-separated text metrics."),
+    out: Optional[Path] = typer.Option(None, help="Where to write text_scores.jsonl / text_metrics.json."),
+    seed: int = typer.Option(0, help="Bootstrap seed."),
+) -> None:
+    """Reasoning quality against the verified reference pool: BLEU, ROUGE-1, METEOR, BERTScore."""
+    from rich.table import Table
+
+    from .steps.score import run_score
+
+    result = run_score(predictions, references, [m.strip() for m in metrics.split(",") if m.strip()], out,
+                       seed=seed)
+    table = Table(title=f"reasoning vs references ({result['overall']['n_scored']} scored, "
+                        f"{result['overall']['n_excluded']} with an empty pool excluded)")
+    for col in ("metric", "all", "95% CI", "correct", "incorrect"):
+        table.add_column(col)
+    for name, m in result["overall"]["metrics"].items():
+        c = result["by_correctness"]["correct"]["metrics"].get(name, {})
+        i = result["by_correctness"]["incorrect"]["metrics"].get(name, {})
+        table.add_row(name, f"{m['mean']:.3f}", f"[{m['ci_low']:.3f}, {m['ci_high']:.3f}]",
+                      f"{c.get('mean', float('nan')):.3f}", f"{i.get('mean', float('nan')):.3f}")
+    out_console.print(table)
+
+
 models_app = typer.Typer(help="Built-in GGUF models.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 
@@ -335,11 +363,16 @@ def models_path(name: str = typer.Argument(..., help="Built-in model name.")) ->
 
 @app.command("demo")
 @friendly_errors
-def demo(out: Path = typer.Option(Path("demo_out"), help="Folder for every output of the demo.")) -> None:
+def demo(
+    out: Path = typer.Option(Path("demo_out"), help="Folder for every output of the demo."),
+    model: str = typer.Option("llamacpp/smollm2-135m", help="Model for the zero-shot steps."),
+    limit: int = typer.Option(4, help="Test examples per domain for the model steps."),
+) -> None:
     """The main job on the built-in default: the shipped sample through the whole pipeline."""
-    from .steps.demo import run_demo
+    from .steps.demo import DemoConfig, run_demo
 
-    run_demo(out, console=out_console, progress=byte_progress)
+    run_demo(out, console=out_console, progress=byte_progress, generation_progress=generation_progress,
+             cfg=DemoConfig(model=model, limit=limit))
 
 
 if __name__ == "__main__":

@@ -21,7 +21,8 @@ import pyarrow.parquet as pq
 
 from .. import __version__
 from .records import RATINGS, Example, HistoryEntry, Item, Target, example_id, write_json, write_jsonl
-from .sources import FieldCaps, OnBadLine, ReadReport, detect_review_layout, iter_reviews, read_meta
+from .sources import (FastPathUnavailable, FieldCaps, OnBadLine, ReadReport, detect_review_layout,
+                      iter_review_batches, iter_reviews, read_meta)
 from .clean import clean_text
 
 Domain = Literal["beauty", "movies"]
@@ -92,8 +93,31 @@ Progress = Callable[[str, int, int], None]  # (phase, done, total)
 def _stream_to_parquet(
     reviews: Path, work: Path, cfg: PrepareConfig, report: ReadReport, progress: Progress | None
 ) -> str:
+    """Reviews -> Parquet chunks: the columnar fast path, or line by line when it declines."""
     layout = detect_review_layout(reviews)
     total = reviews.stat().st_size
+    if progress:
+        progress("read reviews", 0, total)
+    try:
+        part = 0
+        for batch in iter_review_batches(reviews, layout, report):
+            pq.write_table(pa.Table.from_batches([batch]).cast(_SCHEMA), work / f"reviews-{part:05d}.parquet",
+                           compression="zstd")
+            part += 1
+        if progress:
+            progress("read reviews", total, total)
+        return layout
+    except FastPathUnavailable:
+        for stale in work.glob("reviews-*.parquet"):
+            stale.unlink()
+        report.records = report.lines = 0
+    _stream_rows(reviews, layout, work, cfg, report, progress, total)
+    return layout
+
+
+def _stream_rows(reviews: Path, layout: str, work: Path, cfg: PrepareConfig, report: ReadReport,
+                 progress: Progress | None, total: int) -> None:
+    """The line-by-line reader: exact line and field in every error, and `--on-bad-line skip`."""
     on_progress = (lambda done: progress("read reviews", done, total)) if progress else None
     cols: list[list[Any]] = [[] for _ in _SCHEMA]
     part = 0
@@ -107,7 +131,7 @@ def _stream_to_parquet(
             cols = [[] for _ in _SCHEMA]
 
     appenders = [c.append for c in cols]
-    for row in iter_reviews(reviews, layout, report, cfg.on_bad_line, on_progress):
+    for row in iter_reviews(reviews, layout, report, cfg.on_bad_line, on_progress):  # type: ignore[arg-type]
         for append, value in zip(appenders, row):
             append(value)
         if len(cols[0]) >= cfg.batch_rows:
@@ -116,18 +140,23 @@ def _stream_to_parquet(
     flush()
     if part == 0:
         raise ValueError(f"{reviews}: no valid reviews (lines read: {report.lines}, skipped: {dict(report.skipped)})")
-    return layout
 
 
 _SQL_CANDIDATES = """
-CREATE TABLE kept AS
-  SELECT min(seq) AS seq FROM read_parquet('{work}/reviews-*.parquet')
-  GROUP BY user_id, ts, review_text;
+CREATE VIEW reviews AS SELECT * FROM read_parquet('{work}/reviews-*.parquet');
+-- Exact duplicates (same user, time and text): texts are compared only where a user has
+-- several reviews at one time, so the big text column never enters a hash table whole.
+CREATE TABLE same_time AS
+  SELECT user_id, ts FROM reviews GROUP BY user_id, ts HAVING count(*) > 1;
+CREATE TABLE dropped AS
+  SELECT seq FROM (
+    SELECT r.seq, row_number() OVER (PARTITION BY r.user_id, r.ts, r.review_text ORDER BY r.seq) AS k
+    FROM reviews r SEMI JOIN same_time USING (user_id, ts))
+  WHERE k > 1;
 CREATE TABLE ordered AS
   SELECT r.seq, r.user_id, r.item_id, r.rating, r.ts,
          row_number() OVER (PARTITION BY r.user_id ORDER BY r.ts, r.seq) - 1 AS pos
-  FROM read_parquet('{work}/reviews-*.parquet') r
-  SEMI JOIN kept USING (seq);
+  FROM reviews r ANTI JOIN dropped USING (seq);
 CREATE TABLE eligible AS
   SELECT * FROM ordered WHERE pos >= {min_h} {max_clause};
 CREATE TABLE candidates AS
@@ -137,11 +166,11 @@ CREATE TABLE candidates AS
                     AND o.pos < c.pos AND o.pos >= c.pos - {max_h});
 CREATE TABLE users AS
   SELECT user_id,
-         row_number() OVER (ORDER BY md5(user_id || '|{seed}')) <= ceil(count(*) OVER () * {frac}) AS is_test
+         row_number() OVER (ORDER BY md5_number(user_id || '|{seed}')) <= ceil(count(*) OVER () * {frac}) AS is_test
   FROM (SELECT DISTINCT user_id FROM candidates);
 CREATE TABLE pool AS
   SELECT c.*, CASE WHEN u.is_test THEN 'test' ELSE 'train' END AS split,
-         md5(c.user_id || '|' || c.item_id || '|' || c.ts || '|{seed}') AS draw
+         md5_number(c.user_id || '|' || c.item_id || '|' || c.ts || '|{seed}') AS draw
   FROM candidates c JOIN users u USING (user_id) WHERE {target_clause};
 CREATE TABLE chosen AS
   SELECT * FROM pool
@@ -259,7 +288,7 @@ def prepare(
             progress("histories and splits", 1, 1)
         counts = {
             "reviews_valid": report.records,
-            "duplicates_dropped": report.records - con.execute("SELECT count(*) FROM kept").fetchone()[0],
+            "duplicates_dropped": con.execute("SELECT count(*) FROM dropped").fetchone()[0],
             "users": con.execute("SELECT count(DISTINCT user_id) FROM ordered").fetchone()[0],
             "users_with_targets": con.execute("SELECT count(*) FROM users").fetchone()[0],
             "test_users": con.execute("SELECT count(*) FROM users WHERE is_test").fetchone()[0],

@@ -1,28 +1,39 @@
-"""`make demo`: the main job on the built-in default (the shipped sample).
+"""`make demo`: the main job on the built-in default (the shipped sample and SmolLM2 via llama.cpp).
 
-Each stage writes into its own folder under OUT, so later issues add stages
-(zero-shot reasoning, Rec-SAVER references, scores, report) without changing
-the earlier ones.
+Per domain: prepare the sample -> naive baseline -> zero-shot CoT and direct
+prediction on a handful of test examples. Every model call goes through the
+generation cache under OUT, so a second `make demo` is quick.
 """
 
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 from rich.console import Console
 
-from ..report import metrics_table
 from ..data.prepare import PrepareConfig, prepare
+from ..report import metrics_table
 from ..sample import SAMPLE_DOMAINS, sample_files
 from .baseline import run_baseline
+from .predict import PredictConfig, run_predict
 
 # The sample has 10 users a domain; these sizes keep every split non-empty.
 DEMO_SPLIT = {"train_per_label": 4, "test_per_label": 2, "test_fraction": 0.3}
 
 
-def run_demo(out: Path, console: Console, progress: Callable[[bool], AbstractContextManager[Any]]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class DemoConfig:
+    model: str = "llamacpp/smollm2-135m"
+    limit: int = 4
+    max_tokens: int = 160
+
+
+def run_demo(out: Path, console: Console, progress: Callable[[bool], AbstractContextManager[Any]],
+             generation_progress: Callable[[bool], AbstractContextManager[Any]] | None = None,
+             cfg: DemoConfig = DemoConfig()) -> dict[str, Any]:
     out = Path(out)
     results: dict[str, Any] = {}
     for domain in SAMPLE_DOMAINS:
@@ -32,8 +43,19 @@ def run_demo(out: Path, console: Console, progress: Callable[[bool], AbstractCon
             prepared = prepare(reviews, meta, data_dir, PrepareConfig(domain=domain, **DEMO_SPLIT), progress=update)
         for w in prepared.warnings:
             console.print(f"[yellow]warning:[/] {domain}: {w}", highlight=False)
-        metrics = run_baseline(data_dir, "test", out / domain / "baseline")
-        console.print(metrics_table(metrics, f"{domain}: naive baseline (user average), test split"))
-        results[domain] = metrics
+        results[domain] = {"baseline": run_baseline(data_dir, "test", out / domain / "baseline", cfg.limit)}
+        console.print(metrics_table(results[domain]["baseline"], f"{domain}: naive baseline (user average)"))
+        for method in ("cot", "direct"):
+            pcfg = PredictConfig(data=str(data_dir), model=cfg.model, method=method, limit=cfg.limit,
+                                 max_tokens=cfg.max_tokens if method == "cot" else 16, grammar=True,
+                                 cache=str(out / "cache.sqlite"))
+            console.print(f"{domain}: zero-shot {method} with {cfg.model} on {cfg.limit} test examples")
+            if generation_progress is not None:
+                with generation_progress(True) as (on_start, on_result):
+                    metrics = run_predict(pcfg, out / domain / method, on_result=on_result, on_start=on_start)
+            else:
+                metrics = run_predict(pcfg, out / domain / method)
+            results[domain][method] = metrics
+            console.print(metrics_table(metrics, f"{domain}: zero-shot {method} ({cfg.model})"))
     console.print(f"demo outputs are in {out.resolve()}")
     return results

@@ -1,0 +1,58 @@
+"""Score a run's reasoning against Rec-SAVER reference pools (paper Section 5; Tables 3, 11, 15).
+
+Re-scoring never calls a model: it reads RUN/predictions.jsonl and
+REFS/references.jsonl and writes RUN/text_scores.jsonl and RUN/text_metrics.json.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+from ..data.records import load_predictions, read_jsonl, write_json, write_jsonl
+from ..metrics.text import TEXT_METRICS, TextScorer, aggregate
+
+
+def _predictions_file(run: Path) -> Path:
+    path = run / "predictions.jsonl" if run.is_dir() else run
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no predictions (run `recsaver predict` first)")
+    return path
+
+
+def load_references(refs: Path) -> dict[str, list[str]]:
+    path = refs / "references.jsonl" if refs.is_dir() else refs
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no references (run `recsaver references` first)")
+    return {row["example_id"]: list(row["references"]) for row in read_jsonl(path)}
+
+
+def run_score(run: Path, refs: Path, metrics: Sequence[str] = TEXT_METRICS, out: Path | None = None,
+              n_resamples: int = 1000, seed: int = 0, scorer: TextScorer | None = None) -> dict[str, Any]:
+    """Per-example scores and aggregates, overall and split by rating correctness (Table 11)."""
+    run = Path(run)
+    predictions = load_predictions(_predictions_file(run))
+    pools = load_references(Path(refs))
+    out = Path(out) if out else (run if run.is_dir() else run.parent)
+    scorer = scorer or TextScorer(metrics)
+    in_pool = [p for p in predictions if p.example_id in pools]
+    scores = scorer.score([(p.example_id, p.reasoning) for p in in_pool], pools)
+    correct = {p.example_id: p.rating_pred == p.rating_true for p in in_pool}
+    write_jsonl(out / "text_scores.jsonl", (
+        {"example_id": s.example_id, "n_refs": s.n_refs, "correct": correct[s.example_id], **s.scores}
+        for s in scores))
+    by_correct = {
+        label: aggregate([s for s in scores if correct[s.example_id] == flag], n_resamples=n_resamples, seed=seed,
+                         excluded=[])
+        for label, flag in (("correct", True), ("incorrect", False))
+    }
+    result = {
+        "overall": aggregate(scores, n_resamples=n_resamples, seed=seed),
+        "by_correctness": by_correct,
+        "predictions": len(predictions),
+        "predictions_without_reference_entry": len(predictions) - len(in_pool),
+        "excluded_empty_pool": list(scores.excluded),
+        "signature": scorer.signature(),
+    }
+    write_json(out / "text_metrics.json", result)
+    return result
