@@ -120,11 +120,16 @@ def test_empty_pool_excluded_and_empty_candidate_scores_zero(scorer, texts):
 def test_bertscore_equals_bert_score_score(scorer, texts):
     import bert_score
 
+    import torch
+
     b = scorer._bert
     cands = [texts[10], texts[60], texts[20]]
     pools = [[texts[11]], [texts[61], texts[21]], [texts[22], texts[62], texts[23]]]
+    threads = torch.get_num_threads()
     ours = scorer.score([(str(i), c) for i, c in enumerate(cands)],
                         {str(i): p for i, p in enumerate(pools)})
+    assert torch.get_num_threads() == threads  # the single-threaded matching step restores it
+    assert scorer.last_counts == {"distinct_texts": 9, "pairs": 6, "distinct_pairs": 6}
     _, _, f1 = bert_score.score(cands, pools, model_type=b.model_type, num_layers=b.num_layers,
                                 lang="en", device="cpu")
     for s, want in zip(ours, f1.tolist()):

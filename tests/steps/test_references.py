@@ -40,9 +40,12 @@ def test_summary_by_hand() -> None:
 @pytest.mark.slow
 def test_references_end_to_end_with_smollm2(small_beauty: Path, tmp_path: Path) -> None:
     out = tmp_path / "refs"
-    args = ["references", "--data", str(small_beauty), "--limit", "1", "--samples", "2", "--max-tokens", "40",
-            "--grammar", "--out", str(out), "--cache", str(tmp_path / "c.sqlite"), "--no-progress"]
-    result = CliRunner().invoke(app, args)
+
+    def args(dest: Path) -> list[str]:
+        return ["references", "--data", str(small_beauty), "--limit", "1", "--samples", "2", "--max-tokens", "40",
+                "--grammar", "--out", str(dest), "--cache", str(tmp_path / "c.sqlite"), "--no-progress"]
+
+    result = CliRunner().invoke(app, args(out))
     assert result.exit_code == 0, result.output
     (row,) = [json.loads(line) for line in (out / "references.jsonl").read_text().splitlines()]
     assert len(row["candidates"]) == 2
@@ -56,8 +59,7 @@ def test_references_end_to_end_with_smollm2(small_beauty: Path, tmp_path: Path) 
     verified = sum(1 for c in row["candidates"] if c["scrubbed_text"])  # empty explanations are not verified
     assert run["ledger"]["requests"] == 2 + verified and run["model_id"].startswith("llamacpp/smollm2-135m")
     # Resumable: a second run is served from the cache.
-    again = CliRunner().invoke(app, args[:-6] + ["--out", str(tmp_path / "again"), "--cache",
-                                                 str(tmp_path / "c.sqlite"), "--no-progress"])
+    again = CliRunner().invoke(app, args(tmp_path / "again"))
     assert again.exit_code == 0, again.output
     assert json.loads((tmp_path / "again" / "run.json").read_text())["ledger"]["cache_misses"] == 0
     assert (tmp_path / "again" / "references.jsonl").read_text() == (out / "references.jsonl").read_text()

@@ -38,9 +38,10 @@ tokenization, Porter stems, WordNet ``synsets`` lookups) and call the libraries'
 functions unchanged; the test-suite pins every metric to a direct library call.  During the
 BERTScore step glibc is told to reuse freed heap memory (``reuse_heap=True``, see
 :func:`_heap_reuse`; restored afterwards), which saves the page faults of the encoder's large
-temporaries.  Nearly all the time is the encoder pass itself: on a 2-core CPU, about 2,000
-distinct review-length texts take 50-100 s depending on other load on the machine
-(``benchmarks/text_metrics.py``).
+temporaries, and the pair matching runs on one intra-op thread (``bert_match_threads=1``,
+restored afterwards; see :meth:`_BertScoreEngine.pair_f1`).  Nearly all the time is the
+encoder pass itself: on this 2-core CPU about 2,000 distinct review-length texts (186k
+tokens) took 95-110 s with other work on the machine (``benchmarks/text_metrics.py``).
 """
 
 from __future__ import annotations
@@ -382,7 +383,9 @@ class _BertScoreEngine:
         mask = steps.unsqueeze(0) < lens.unsqueeze(1)
         pad_row = store.emb.size(0) - 1
         idx = torch.where(mask, offs.unsqueeze(1) + steps.unsqueeze(0), pad_row)
-        return store.emb[idx], mask, store.idf[idx]
+        flat = idx.reshape(-1)
+        emb = store.emb.index_select(0, flat).view(len(texts), -1, store.emb.size(-1))
+        return emb, mask, store.idf.index_select(0, flat).view(len(texts), -1)
 
     def pair_f1(self, pairs: Sequence[tuple[str, str]], store: _EmbeddingStore,
                 pair_batch: int = 256) -> dict[tuple[str, str], float]:
