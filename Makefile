@@ -24,8 +24,12 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
+# Long: each prints ratios against a baseline measured in the same run.
 bench: $(STAMP)
 	$(BIN)/python benchmarks/data_prepare.py
+	$(BIN)/python benchmarks/predict_throughput.py
+	$(BIN)/python benchmarks/text_metrics.py
+	$(BIN)/python benchmarks/rating_metrics.py
 
 clean:
 	rm -rf $(VENV) demo_out .pytest_cache
