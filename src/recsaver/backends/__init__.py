@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from .base import Backend, Generation, GenerationRequest, Message, SamplingParams
@@ -48,7 +49,7 @@ def load_backend(spec: str, options: BackendOptions = BackendOptions()) -> Backe
         if options.lora_path:
             from ..models import file_sha256
 
-            model_id += f"+lora:{file_sha256(__import__('pathlib').Path(options.lora_path))[:16]}"
+            model_id += f"+lora:{file_sha256(Path(options.lora_path))[:16]}"
         return LlamaCppBackend(path, model_id=model_id, n_ctx=options.n_ctx, lora_path=options.lora_path)
     if provider == "openai":
         from .openai_compat import OpenAIBackend

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import platform
 import sys
 import time
@@ -12,16 +11,9 @@ from typing import Any
 
 from .. import __version__
 from ..data.records import write_json
+from ..models import file_sha256
 
 _LIBRARIES = ("duckdb", "pyarrow", "numpy", "scipy", "scikit-learn", "llama_cpp_python", "transformers", "torch")
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def versions() -> dict[str, str]:
