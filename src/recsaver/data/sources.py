@@ -13,7 +13,6 @@ import hashlib
 import io
 import json
 import math
-import re
 import zlib
 from collections import Counter
 from dataclasses import dataclass, field
@@ -325,6 +324,17 @@ def item_from_meta(rec: dict[str, Any], layout: Layout, domain: str, caps: Field
     )
 
 
+def _quick_id(raw: bytes, needles: tuple[bytes, ...]) -> str | None:
+    for needle in needles:
+        start = raw.rfind(needle)
+        if start >= 0:
+            start += len(needle)
+            end = raw.find(needle[-1:], start)
+            if end > start:
+                return raw[start:end].decode("utf-8", "replace")
+    return None
+
+
 def read_meta(
     path: Path,
     domain: str,
@@ -337,17 +347,18 @@ def read_meta(
     """Items keyed by the id reviews use (parent_asin in 2023, asin before); only `wanted` ones kept."""
     layout = detect_meta_layout(path)
     key = "parent_asin" if layout == "2023" else "asin"
-    # Most meta lines describe items no example needs: read their id with a regex and skip the
-    # full parse (~25 us a line). Only lines of wanted items are parsed and validated.
-    quick = re.compile(rb"""["']""" + key.encode() + rb"""["']\s*:\s*["']([^"'\\]+)["']""")
+    # Most meta lines describe items no example needs: find their id with a plain byte search
+    # (memchr-fast; a regex over these long lines cost ~30 us each) and skip the full parse.
+    # Only lines of wanted items are parsed and validated.
+    needles = (f'"{key}": "'.encode(), f"'{key}': '".encode())
     items: dict[str, Item] = {}
     stream = LineStream(path, on_progress)
     for lineno, raw in stream:
         if not raw.strip():
             continue
         if wanted is not None:
-            m = quick.search(raw)
-            if m is not None and m.group(1).decode("utf-8", "replace") not in wanted:
+            quick_id = _quick_id(raw, needles)
+            if quick_id is not None and quick_id not in wanted:
                 report.records += 1
                 continue
         try:
