@@ -2,58 +2,18 @@
 
 from __future__ import annotations
 
-import functools
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Optional
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+from .commands.common import (byte_progress, count_progress, err_console, friendly_errors, generation_progress,
+                              out_console, print_metrics)
 
 app = typer.Typer(help="recsaver: LLM reasoning for rating prediction, and Rec-SAVER evaluation of it.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
 data_app = typer.Typer(help="Amazon review dumps -> examples.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
-
-out_console = Console()
-err_console = Console(stderr=True)
-
-
-def friendly_errors(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Known failures print one clear line and exit 2; no traceback."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from .data.sources import BadInputError
-        from .models import ModelError
-
-        try:
-            return func(*args, **kwargs)
-        except (BadInputError, ModelError, FileNotFoundError, ValueError, OSError) as e:
-            err_console.print(f"[bold red]error:[/] {e}", highlight=False, markup=True, soft_wrap=True)
-            raise typer.Exit(2) from None
-
-    return wrapper
-
-
-@contextmanager
-def byte_progress(enabled: bool = True) -> Iterator[Callable[[str, int, int], None] | None]:
-    if not enabled:
-        yield None
-        return
-    bar = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeRemainingColumn(),
-                   console=err_console, transient=False)
-    tasks: dict[str, Any] = {}
-
-    def update(phase: str, done: int, total: int) -> None:
-        if phase not in tasks:
-            tasks[phase] = bar.add_task(phase, total=total or None)
-        bar.update(tasks[phase], completed=done)
-
-    with bar:
-        yield update
-
 
 @data_app.command("prepare")
 @friendly_errors
@@ -166,12 +126,6 @@ def metrics(
     print_metrics(result, title=str(predictions))
 
 
-def print_metrics(result: dict[str, Any], title: str) -> None:
-    from .report import metrics_table
-
-    out_console.print(metrics_table(result, title))
-
-
 @app.command("predict")
 @friendly_errors
 def predict(
@@ -212,32 +166,6 @@ def predict(
     out_console.print(f"wrote {out}/predictions.jsonl, metrics.json, run.json")
 
 
-@contextmanager
-def generation_progress(enabled: bool = True) -> Iterator[tuple[Any, Any]]:
-    """A bar over model calls with ETA and fresh completion tokens per second."""
-    import time
-
-    if not enabled:
-        yield None, None
-        return
-    bar = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                   TimeRemainingColumn(), TextColumn("{task.fields[rate]}"), console=err_console)
-    state: dict[str, Any] = {"task": None, "tokens": 0, "start": time.perf_counter()}
-
-    def on_start(total: int) -> None:
-        state["task"] = bar.add_task("generating", total=total, rate="")
-        state["start"] = time.perf_counter()
-
-    def on_result(_: int, generation: Any) -> None:
-        if not generation.cached:
-            state["tokens"] += generation.completion_tokens
-        elapsed = max(time.perf_counter() - state["start"], 1e-6)
-        bar.update(state["task"], advance=1, rate=f"{state['tokens'] / elapsed:.1f} tok/s")
-
-    with bar:
-        yield on_start, on_result
-
-
 @app.command("references")
 @friendly_errors
 def references(
@@ -276,24 +204,6 @@ def references(
         highlight=False,
     )
     out_console.print(f"wrote {out}/references.jsonl, summary.json, run.json")
-
-
-@contextmanager
-def count_progress(enabled: bool, what: str) -> Iterator[Any]:
-    if not enabled:
-        yield None
-        return
-    bar = Progress(TextColumn(what), BarColumn(), TextColumn("{task.completed}/{task.total}"), TimeRemainingColumn(),
-                   console=err_console)
-    task: dict[str, Any] = {}
-
-    def update(done: int, total: int) -> None:
-        if "id" not in task:
-            task["id"] = bar.add_task(what, total=total)
-        bar.update(task["id"], completed=done)
-
-    with bar:
-        yield update
 
 
 @app.command("score")
@@ -377,3 +287,15 @@ def demo(
 
 if __name__ == "__main__":
     app()
+
+
+def _register_command_modules() -> None:
+    """Command groups kept in recsaver.commands (one module each, each with register(app))."""
+    import importlib
+
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"recsaver.commands.{name}").register(app)
+
+
+COMMAND_MODULES: tuple[str, ...] = ()
+_register_command_modules()

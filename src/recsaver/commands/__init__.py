@@ -1,0 +1,1 @@
+"""Typer command groups that live outside cli.py; each module has register(app)."""
