@@ -14,6 +14,7 @@ $(STAMP): pyproject.toml Makefile
 	CMAKE_ARGS="-DLLAVA_BUILD=OFF" $(BIN)/pip install --quiet -e '.[dev]'
 	$(BIN)/recsaver models install smollm2-135m
 	bash scripts/install_wordnet.sh
+	bash scripts/install_chromium.sh
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import typer
 
@@ -146,6 +146,8 @@ def predict(
                                       "appended rating header (needs --rating-probs); counted in metrics."),
     n_ctx: int = typer.Option(4096, help="Context window to allocate / assume."),
     base_url: list[str] = typer.Option([], help="OpenAI-compatible server(s) for openai/... (repeatable)."),
+    balance: str = typer.Option("round-robin", help="How openai/... spreads requests over several --base-url "
+                                "servers: round-robin | least-busy."),
     concurrency: int = typer.Option(4, help="Parallel requests for server backends."),
     cache: Optional[Path] = typer.Option(None, help="SQLite generation cache (default ~/.cache/recsaver)."),
     out: Path = typer.Option(..., help="Run folder for predictions.jsonl, metrics.json, run.json."),
@@ -157,7 +159,8 @@ def predict(
     cfg = PredictConfig(
         data=str(data), split=split, model=model, method=method, ablation=ablation, samples=samples,
         temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed, limit=limit, grammar=grammar,
-        rating_probs=rating_probs, force_rating=force_rating, n_ctx=n_ctx, base_urls=tuple(base_url), concurrency=concurrency,
+        rating_probs=rating_probs, force_rating=force_rating, n_ctx=n_ctx, base_urls=tuple(base_url),
+        concurrency=concurrency, balance=balance,
         cache=str(cache) if cache else None,
     )
     with generation_progress(progress) as (on_start, on_result):
@@ -182,6 +185,8 @@ def references(
     grammar: bool = typer.Option(False, help="Constrain explanation and verification formats."),
     n_ctx: int = typer.Option(4096, help="Context window."),
     base_url: list[str] = typer.Option([], help="OpenAI-compatible server(s) for openai/... (repeatable)."),
+    balance: str = typer.Option("round-robin", help="How openai/... spreads requests over several --base-url "
+                                "servers: round-robin | least-busy."),
     cache: Optional[Path] = typer.Option(None, help="SQLite generation cache (default ~/.cache/recsaver)."),
     out: Path = typer.Option(..., help="Folder for references.jsonl, summary.json, run.json."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
@@ -193,7 +198,8 @@ def references(
     cfg = ReferencesConfig(
         data=str(data), split=split, model=model, samples=samples, temperature=temperature, max_tokens=max_tokens,
         verify=verify, leak_patterns=tuple(leak_pattern) or DEFAULT_PATTERNS, seed=seed, limit=limit,
-        grammar=grammar, n_ctx=n_ctx, base_urls=tuple(base_url), cache=str(cache) if cache else None,
+        grammar=grammar, n_ctx=n_ctx, base_urls=tuple(base_url), balance=balance,
+        cache=str(cache) if cache else None,
     )
     with count_progress(progress, "examples") as update:
         summary = run_references(cfg, out, on_example=update)
@@ -297,5 +303,5 @@ def _register_command_modules() -> None:
         importlib.import_module(f"recsaver.commands.{name}").register(app)
 
 
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("study",)
 _register_command_modules()

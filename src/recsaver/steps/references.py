@@ -47,6 +47,7 @@ class ReferencesConfig:
     n_ctx: int = 4096
     base_urls: tuple[str, ...] = ()
     concurrency: int = 4
+    balance: str = "round-robin"
     cache: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -162,7 +163,8 @@ def run_references(cfg: ReferencesConfig, out: Path,
     examples = load_split(Path(cfg.data), cfg.split, cfg.limit)
     builder = PromptBuilder(examples[0].domain, PromptOptions(method="cot"))
     cache = GenerationCache(Path(cfg.cache) if cfg.cache else default_cache_path())
-    options = BackendOptions(n_ctx=cfg.n_ctx, base_urls=cfg.base_urls, concurrency=cfg.concurrency, extra=cfg.extra)
+    options = BackendOptions(n_ctx=cfg.n_ctx, base_urls=cfg.base_urls, concurrency=cfg.concurrency,
+                             balance=cfg.balance, extra=cfg.extra)
     backend = CachedBackend(load_backend(cfg.model, options), cache)
     generator = ReferenceGenerator(cfg, backend, builder)
     started = time.perf_counter()
