@@ -31,6 +31,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/predict_throughput.py
 	$(BIN)/python benchmarks/text_metrics.py
 	$(BIN)/python benchmarks/rating_metrics.py
+	$(BIN)/python benchmarks/finetune.py
 
 clean:
 	rm -rf $(VENV) demo_out .pytest_cache

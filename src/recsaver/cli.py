@@ -291,10 +291,6 @@ def demo(
              cfg=DemoConfig(model=model, limit=limit))
 
 
-if __name__ == "__main__":
-    app()
-
-
 def _register_command_modules() -> None:
     """Command groups kept in recsaver.commands (one module each, each with register(app))."""
     import importlib
@@ -303,5 +299,8 @@ def _register_command_modules() -> None:
         importlib.import_module(f"recsaver.commands.{name}").register(app)
 
 
-COMMAND_MODULES: tuple[str, ...] = ("study",)
+COMMAND_MODULES: tuple[str, ...] = ("study", "distill")
 _register_command_modules()
+
+if __name__ == "__main__":
+    app()

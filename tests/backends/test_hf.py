@@ -11,6 +11,7 @@ batching, padding, decoding and the rating read-out are real. max_tokens stays <
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
 import math
 from pathlib import Path
@@ -28,6 +29,8 @@ from recsaver.backends.hf import (  # noqa: E402
     HFBackend,
     cut_at_stop,
     rating_continuation,
+    resolve_model_name,
+    split_adapter,
     weights_identity,
 )
 
@@ -272,3 +275,30 @@ def test_peft_adapter_changes_the_model_id(smol, tmp_path):
     finally:
         plain.close()
         adapted.close()
+
+    # a folder holding only an adapter (as `recsaver finetune --lora` leaves) loads its base itself
+    config_file = adapter_dir / "adapter_config.json"
+    adapter_config = json.loads(config_file.read_text())
+    config_file.write_text(json.dumps({**adapter_config, "base_model_name_or_path": str(base_dir)}))
+    assert split_adapter(str(adapter_dir)) == (str(base_dir), str(adapter_dir))
+    auto = HFBackend(str(adapter_dir), device="cpu")
+    try:
+        assert auto.model_id == adapted.model_id
+        assert auto.generate([req])[0].rating_probs == pytest.approx(g.rating_probs)
+    finally:
+        auto.close()
+    # moved to a machine without that base path: the model recorded by `recsaver finetune` is used
+    config_file.write_text(json.dumps({**adapter_config, "base_model_name_or_path": str(tmp_path / "gone")}))
+    (adapter_dir / "finetune_config.json").write_text(json.dumps({"model": str(base_dir)}))
+    assert split_adapter(str(adapter_dir)) == (str(base_dir), str(adapter_dir))
+
+
+def test_split_adapter_and_model_names(tmp_path):
+    assert split_adapter(str(tmp_path)) == (str(tmp_path), None)  # no adapter here
+    (tmp_path / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": None}))
+    with pytest.raises(ValueError, match="adapter_config.json: field base_model_name_or_path is empty"):
+        split_adapter(str(tmp_path))
+    (tmp_path / "config.json").write_text("{}")  # a full checkpoint that also carries an adapter config
+    assert split_adapter(str(tmp_path)) == (str(tmp_path), None)
+    assert resolve_model_name("google/flan-t5-small") == "google/flan-t5-small"
+    assert resolve_model_name(str(tmp_path)) == str(tmp_path)

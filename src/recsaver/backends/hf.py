@@ -25,6 +25,11 @@ Behaviour to know:
 - `model_id`: ``hf/<name>[:<gguf file>]@sha256:<16 hex>`` for a local directory (hash of the
   sorted (file name, size, mtime) of its weight files), ``@rev:<commit>`` for a hub id,
   plus ``+adapter:...`` the same way for a PEFT adapter.
+- Model names: a local directory, a hub id, or a built-in GGUF name (``smollm2-135m``,
+  ``qwen2.5-0.5b``, ...): a built-in is dequantized once and kept as a plain checkpoint
+  under ``$RECSAVER_HOME/hf/<sha16>`` (`hf_checkpoint`). A directory holding only a PEFT
+  adapter (``adapter_config.json``, as `recsaver finetune --lora` writes) loads its base
+  model with the adapter on top, so ``hf/<finetune output>`` runs the student.
 - `num_threads` (optional) sets torch's intra-op threads for the whole process. On a
   CPU shared with other busy processes, fewer threads than cores can be many times
   faster: OpenMP workers spin-wait for each other (measured here at load 6 on 2 cores:
@@ -38,8 +43,11 @@ import copy
 import functools
 import gc
 import hashlib
+import json
 import logging
 import math
+import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
@@ -133,6 +141,18 @@ def cut_at_stop(text: str, stops: Sequence[str]) -> tuple[str, bool]:
     return (text[:first], True) if first >= 0 else (text, False)
 
 
+def prompt_token_ids(tokenizer: Any, request: GenerationRequest) -> list[int]:
+    """The exact prompt tokens the model (the encoder, for seq2seq) sees: the chat template with
+    a generation prompt, or the plain text (`join_messages`) where there is no template.
+
+    Shared with fine-tuning, so training rows and inference prompts are tokenized alike.
+    """
+    if request.prompt_text is not None or not getattr(tokenizer, "chat_template", None):
+        return list(tokenizer(join_messages(request), add_special_tokens=True)["input_ids"])
+    rendered = tokenizer.apply_chat_template(request.message_dicts(), add_generation_prompt=True, tokenize=False)
+    return list(tokenizer(rendered, add_special_tokens=False)["input_ids"])
+
+
 @contextlib.contextmanager
 def _fast_gguf_loading() -> Iterator[None]:
     """Speed up transformers' GGUF loading for the duration of one load.
@@ -171,6 +191,100 @@ def _fast_gguf_loading() -> Iterator[None]:
         readers.clear()
 
 
+def hf_home() -> Path:
+    """Folder of plain checkpoints converted from GGUFs: ``$RECSAVER_HOME/hf``."""
+    return Path(os.environ.get("RECSAVER_HOME") or "~/.cache/recsaver").expanduser() / "hf"
+
+
+def hf_checkpoint(gguf_path: Path) -> Path:
+    """A plain safetensors checkpoint (config, weights, tokenizer) of a GGUF, converted once.
+
+    Why: transformers dequantizes a GGUF on every load (about 30 s for SmolLM2 here) and a
+    GGUF-loaded model cannot be saved, fine-tuned with PEFT and saved again. The copy lives
+    under ``hf_home()/<first 16 hex of the file's sha256>`` and appears by one rename, so a
+    folder at that path is always complete.
+    """
+    from ..models import model_fingerprint
+
+    path = Path(gguf_path).resolve()
+    digest = model_fingerprint(path)
+    out = hf_home() / digest[:16]
+    if out.is_dir():
+        return out
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    log.info("converting %s to a plain transformers checkpoint at %s (once)", path, out)
+    backend = HFBackend(str(path.parent), gguf_file=path.name, device="cpu")
+    try:
+        backend.save_pretrained(tmp)
+    finally:
+        backend.close()
+    (tmp / "recsaver_source.json").write_text(json.dumps({"gguf": str(path), "sha256": digest}) + "\n")
+    try:
+        os.replace(tmp, out)
+    except OSError:  # another process finished the same conversion first
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def resolve_model_name(name: str) -> str:
+    """A built-in GGUF name (``smollm2-135m``, optionally ``llamacpp/``-prefixed) -> the path of
+    its converted checkpoint (`hf_checkpoint`); a local path or hub id is returned as is."""
+    from ..models import BUILTIN_MODELS, require_model
+
+    bare = name[len("llamacpp/"):] if name.startswith("llamacpp/") else name
+    if bare in BUILTIN_MODELS and not Path(name).expanduser().exists():
+        return str(hf_checkpoint(require_model(bare)))
+    return name
+
+
+def split_adapter(name_or_path: str) -> tuple[str, str | None]:
+    """(base model, adapter dir) for a directory that holds only a PEFT adapter, else (name, None).
+
+    The base is the adapter's ``base_model_name_or_path``; where that path is gone (the
+    adapter was moved to another machine), the ``model`` that `recsaver finetune` recorded in
+    ``finetune_config.json`` beside it is resolved again.
+    """
+    folder = Path(name_or_path).expanduser()
+    config_file = folder / "adapter_config.json"
+    if not config_file.is_file() or (folder / "config.json").is_file():
+        return name_or_path, None
+    try:
+        base = json.loads(config_file.read_text()).get("base_model_name_or_path")
+    except ValueError as e:
+        raise ValueError(f"{config_file}: not valid JSON ({e})") from None
+    recorded = folder / "finetune_config.json"
+    if (not base or not Path(base).exists()) and recorded.is_file():
+        base = json.loads(recorded.read_text()).get("model") or base
+    if not base:
+        raise ValueError(f"{config_file}: field base_model_name_or_path is empty; cannot find the base model")
+    return resolve_model_name(base), str(folder)
+
+
+def export_plain(model: Any, tokenizer: Any, out_dir: str | Path) -> Path:
+    """Save `model` (a PEFT model is merged into a copy first) and `tokenizer` as a plain checkpoint.
+
+    A GGUF-loaded model cannot be saved directly (transformers refuses); it is rebuilt from
+    its config without the quantization config and its dequantized weights copied in.
+    """
+    from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
+
+    out = Path(out_dir)
+    if hasattr(model, "merge_and_unload"):  # merge into a copy: the caller keeps its adapter
+        model = copy.deepcopy(model).merge_and_unload()
+    if getattr(model.config, "quantization_config", None) is not None:
+        cfg = copy.deepcopy(model.config)
+        del cfg.quantization_config
+        auto = AutoModelForSeq2SeqLM if getattr(cfg, "is_encoder_decoder", False) else AutoModelForCausalLM
+        rebuilt = auto.from_config(cfg, dtype=next(model.parameters()).dtype)
+        rebuilt.load_state_dict(model.state_dict())
+        rebuilt.generation_config = copy.deepcopy(model.generation_config)
+        model = rebuilt
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
 class HFBackend:
     def __init__(
         self,
@@ -188,6 +302,10 @@ class HFBackend:
         from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 
         self.name = name_or_path
+        if not gguf_file:
+            name_or_path = resolve_model_name(name_or_path)
+            if adapter is None:
+                name_or_path, adapter = split_adapter(name_or_path)
         self.batch_size = max(1, int(batch_size))
         self.gguf_file = gguf_file
         self.adapter = adapter
@@ -254,11 +372,7 @@ class HFBackend:
     # ---- prompt rendering -------------------------------------------------
     def prompt_tokens(self, request: GenerationRequest) -> list[int]:
         """The exact tokens the model (the encoder, for seq2seq) sees."""
-        tok = self.tokenizer
-        if request.prompt_text is not None or not self.has_chat_template:
-            return list(tok(join_messages(request), add_special_tokens=True)["input_ids"])
-        rendered = tok.apply_chat_template(request.message_dicts(), add_generation_prompt=True, tokenize=False)
-        return list(tok(rendered, add_special_tokens=False)["input_ids"])
+        return prompt_token_ids(self.tokenizer, request)
 
     def count_tokens(self, request: GenerationRequest) -> int:
         return len(self.prompt_tokens(request))
@@ -406,29 +520,11 @@ class HFBackend:
 
     # ---- export / close ---------------------------------------------------
     def save_pretrained(self, out_dir: str | Path) -> Path:
-        """Write the model and tokenizer as a plain transformers checkpoint (safetensors).
+        """Write the model (adapter merged in) and tokenizer as a plain transformers checkpoint.
 
-        A GGUF-loaded model cannot be saved directly (transformers refuses); it is rebuilt from
-        its config without the quantization config and its dequantized weights copied in. Load
-        the result with `HFBackend(out_dir)` to skip the slow GGUF dequantization next time.
+        Load the result with `HFBackend(out_dir)` to skip the slow GGUF dequantization next time.
         """
-        from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
-
-        out = Path(out_dir)
-        model = self.model
-        if self.adapter:  # merge into a copy: the backend keeps its adapter
-            model = copy.deepcopy(model).merge_and_unload()
-        if getattr(model.config, "quantization_config", None) is not None:
-            cfg = copy.deepcopy(model.config)
-            del cfg.quantization_config
-            auto = AutoModelForSeq2SeqLM if self.is_seq2seq else AutoModelForCausalLM
-            rebuilt = auto.from_config(cfg, dtype=next(model.parameters()).dtype)
-            rebuilt.load_state_dict(model.state_dict())
-            rebuilt.generation_config = copy.deepcopy(model.generation_config)
-            model = rebuilt
-        model.save_pretrained(out)
-        self.tokenizer.save_pretrained(out)
-        return out
+        return export_plain(self.model, self.tokenizer, out_dir)
 
     def close(self) -> None:
         self.model = None

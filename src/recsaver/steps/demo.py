@@ -1,8 +1,10 @@
 """`make demo`: the main job on the built-in default (the shipped sample and SmolLM2 via llama.cpp).
 
 Per domain: prepare the sample -> naive baseline -> zero-shot CoT and direct
-prediction on a handful of test examples. Every model call goes through the
-generation cache under OUT, so a second `make demo` is quick.
+prediction on a handful of test examples -> Rec-SAVER references (post-hoc
+explanations, leakage scrub, self-verification) -> the CoT reasoning scored
+against the verified pool. Every model call goes through the generation cache
+under OUT, so a second `make demo` is quick.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from ..report import metrics_table
 from ..sample import SAMPLE_DOMAINS, sample_files
 from .baseline import run_baseline
 from .predict import PredictConfig, run_predict
+from .references import ReferencesConfig, run_references
+from .score import run_score
 
 # The sample has 10 users a domain; these sizes keep every split non-empty.
 DEMO_SPLIT = {"train_per_label": 4, "test_per_label": 2, "test_fraction": 0.3}
@@ -29,6 +33,8 @@ class DemoConfig:
     model: str = "llamacpp/smollm2-135m"
     limit: int = 4
     max_tokens: int = 160
+    ref_samples: int = 2
+    ref_max_tokens: int = 96
 
 
 def run_demo(out: Path, console: Console, progress: Callable[[bool], AbstractContextManager[Any]],
@@ -57,5 +63,29 @@ def run_demo(out: Path, console: Console, progress: Callable[[bool], AbstractCon
                 metrics = run_predict(pcfg, out / domain / method)
             results[domain][method] = metrics
             console.print(metrics_table(metrics, f"{domain}: zero-shot {method} ({cfg.model})"))
+        results[domain]["references"] = _references(cfg, data_dir, out, domain, console)
+        results[domain]["text"] = _score(out, domain, console)
     console.print(f"demo outputs are in {out.resolve()}")
     return results
+
+
+def _references(cfg: DemoConfig, data_dir: Path, out: Path, domain: str, console: Console) -> dict[str, Any]:
+    rcfg = ReferencesConfig(data=str(data_dir), model=cfg.model, samples=cfg.ref_samples, limit=cfg.limit,
+                            max_tokens=cfg.ref_max_tokens, grammar=True, cache=str(out / "cache.sqlite"))
+    console.print(f"{domain}: Rec-SAVER references, {cfg.ref_samples} explanations per example, self-verified")
+    summary = run_references(rcfg, out / domain / "references")
+    console.print(f"{domain}: reference coverage {summary['coverage']:.0%}, mean pool size "
+                  f"{summary['mean_pool_size']:.2f}, {summary['scrub']['sentences_removed']} leaking sentences "
+                  "removed", highlight=False)
+    return summary
+
+
+def _score(out: Path, domain: str, console: Console) -> dict[str, Any]:
+    result = run_score(out / domain / "cot", out / domain / "references", out=out / domain / "text_scores")
+    overall = result["overall"]["metrics"]
+    console.print(f"{domain}: CoT reasoning against the verified pool "
+                  f"({result['overall']['n_scored']} examples scored): "
+                  + (", ".join(f"{k} {v['mean']:.3f}" for k, v in overall.items()) or
+                     "no example has a verified reference (the small default model rarely verifies its own "
+                     "explanations; try --model llamacpp/qwen2.5-0.5b)"), highlight=False)
+    return result

@@ -1,0 +1,142 @@
+"""`recsaver distill sample|build` and `recsaver finetune`: fine-tuning with reasoning (Section 2.3, 4.3)."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator, Optional
+
+import typer
+
+from .common import err_console, friendly_errors, generation_progress, out_console
+
+
+def register(app: typer.Typer) -> None:
+    distill_app = typer.Typer(help="Teacher reasoning samples -> fine-tuning rows (paper Section 2.3).",
+                              no_args_is_help=True)
+    distill_app.command("sample")(distill_sample)
+    distill_app.command("build")(distill_build)
+    app.add_typer(distill_app, name="distill")
+    app.command("finetune")(finetune)
+
+
+@friendly_errors
+def distill_sample(
+    data: Path = typer.Option(..., help="Folder written by `recsaver data prepare`."),
+    split: str = typer.Option("train", help="Split to sample reasoning for (train)."),
+    model: str = typer.Option("llamacpp/qwen2.5-0.5b", help="Teacher, provider/model."),
+    samples: int = typer.Option(8, help="M reasoning samples per example (Eq. 3)."),
+    temperature: float = typer.Option(0.7, help="Sampling temperature T > 0."),
+    top_p: float = typer.Option(1.0, help="Nucleus sampling."),
+    max_tokens: int = typer.Option(350, help="Most tokens per answer."),
+    seed: int = typer.Option(0, help="Sampling seed."),
+    limit: Optional[int] = typer.Option(None, help="Use only the first N examples."),
+    grammar: bool = typer.Option(False, help="Constrain the output format (GBNF / guided decoding)."),
+    n_ctx: int = typer.Option(4096, help="Context window to allocate / assume."),
+    base_url: list[str] = typer.Option([], help="OpenAI-compatible server(s) for openai/... (repeatable)."),
+    cache: Optional[Path] = typer.Option(None, help="SQLite generation cache (default ~/.cache/recsaver)."),
+    out: Path = typer.Option(..., help="Teacher folder (TD): samples.jsonl, examples.jsonl, summary.json, run.json."),
+    progress: bool = typer.Option(True, help="Show a progress bar."),
+) -> None:
+    """M teacher reasoning samples per example, cached and resumable."""
+    from ..steps.distill import DistillSampleConfig, run_distill_sample
+
+    cfg = DistillSampleConfig(data=str(data), split=split, model=model, samples=samples, temperature=temperature,
+                              top_p=top_p, max_tokens=max_tokens, seed=seed, limit=limit, grammar=grammar,
+                              n_ctx=n_ctx, base_urls=tuple(base_url), cache=str(cache) if cache else None)
+    with generation_progress(progress) as (on_start, on_result):
+        summary = run_distill_sample(cfg, out, on_result=on_result, on_start=on_start)
+    out_console.print(
+        f"{summary['samples']} samples for {summary['examples']} examples; format held in "
+        f"{summary['format_ok_share']:.0%}, teacher rating exact in {summary['teacher_exact_share']:.0%}; "
+        "kept per filter: " + ", ".join(f"{k} {v}" for k, v in summary["kept_per_filter"].items()), highlight=False)
+    out_console.print(f"wrote {out}/samples.jsonl, examples.jsonl, summary.json, run.json")
+
+
+@friendly_errors
+def distill_build(
+    teacher: Path = typer.Option(..., help="Teacher folder from `recsaver distill sample`."),
+    filter: str = typer.Option("none", help="none | 5-class | binary | 1-off (Section 4.3)."),
+    rating_only: bool = typer.Option(False, help="Rows without reasoning: direct prompt, target the gold rating."),
+    out: Path = typer.Option(..., help="SFT folder: train.jsonl, stats.json, run.json."),
+) -> None:
+    """Training rows: teacher reasoning + gold rating, rendered by the inference PromptBuilder."""
+    from rich.table import Table
+
+    from ..steps.distill import build_sft
+
+    stats = build_sft(teacher, filter, out, rating_only=rating_only)
+    table = Table(title=f"kept samples per gold label ({stats['samples']} samples, {stats['examples']} examples)")
+    labels = ["1", "2", "3", "4", "5", "total"]
+    for col in ["filter", *labels]:
+        table.add_column(col, justify="left" if col == "filter" else "right")
+    for name, counts in stats["kept_per_filter"].items():
+        mark = " *" if (name == filter and not rating_only) else ""
+        table.add_row(name + mark, *(str(counts[k]) for k in labels))
+    out_console.print(table)
+    if stats["dropped"]:
+        out_console.print("dropped before filtering: " + ", ".join(f"{k} {v}" for k, v in stats["dropped"].items()),
+                          highlight=False)
+    out_console.print(f"wrote {stats['rows']} {stats['target']} rows to {out}/train.jsonl")
+
+
+@friendly_errors
+def finetune(
+    train: Path = typer.Option(..., help="SFT folder (or its train.jsonl) from `recsaver distill build`."),
+    model: str = typer.Option("smollm2-135m", help="Student: built-in name, local HF folder or hub id."),
+    out: Path = typer.Option(..., help="Output folder: the student, checkpoints/, train_log.jsonl, run.json."),
+    lora: Optional[int] = typer.Option(None, help="LoRA rank (default 8 unless --full)."),
+    full: bool = typer.Option(False, help="Train every weight instead of a LoRA adapter."),
+    lora_alpha: Optional[int] = typer.Option(None, help="LoRA alpha (default 2 x rank)."),
+    lora_target: list[str] = typer.Option([], help="LoRA target module names (repeatable; default q, v)."),
+    epochs: float = typer.Option(1.0, help="Passes over the rows."),
+    lr: float = typer.Option(1e-4, help="Learning rate (the paper's 1e-4)."),
+    batch: int = typer.Option(1, help="Rows per device batch."),
+    grad_accum: int = typer.Option(1, help="Batches per optimizer step."),
+    max_length: int = typer.Option(2048, help="Longest row in tokens; longer rows are dropped and counted."),
+    dropout: float = typer.Option(0.25, help="Dropout (LoRA dropout, or the model's rates with --full)."),
+    seed: int = typer.Option(0, help="Seed for initialisation and data order."),
+    max_steps: Optional[int] = typer.Option(None, help="Stop after N optimizer steps (overrides --epochs)."),
+    save_steps: int = typer.Option(50, help="Checkpoint every N steps (and at the end)."),
+    resume: bool = typer.Option(False, help="Continue from the last checkpoint in --out."),
+    merge: bool = typer.Option(True, help="With LoRA, also write OUT/merged (adapter merged into the base)."),
+    threads: Optional[int] = typer.Option(None, help="torch CPU threads (fewer can be faster on a busy CPU)."),
+    progress: bool = typer.Option(True, help="Show a progress bar."),
+) -> None:
+    """Fine-tune a student (LoRA or full) on SFT rows; loss on the target tokens only."""
+    from ..steps.finetune import FinetuneConfig, run_finetune
+
+    if full and lora is not None:
+        raise ValueError("give either --lora RANK or --full, not both")
+    cfg = FinetuneConfig(
+        train=str(train), model=model, lora=None if full else (lora or 8), lora_alpha=lora_alpha,
+        lora_targets=tuple(lora_target), epochs=epochs, lr=lr, batch=batch, grad_accum=grad_accum,
+        max_length=max_length, dropout=dropout, seed=seed, max_steps=max_steps, resume=resume,
+        save_steps=save_steps, merge=merge, num_threads=threads)
+    with _loss_progress(progress) as on_log:
+        metrics = run_finetune(cfg, out, on_log=on_log)
+    out_console.print(
+        f"{metrics['global_step']} steps, loss {metrics['first_loss']:.3f} -> {metrics['last_loss']:.3f} "
+        f"({metrics['rows']} rows, {metrics['rows_too_long']} too long)", highlight=False)
+    out_console.print(f"wrote the student to {out} (use it as --model hf/{out})")
+
+
+@contextmanager
+def _loss_progress(enabled: bool) -> Iterator[Any]:
+    """A bar over optimizer steps that shows the latest loss."""
+    if not enabled:
+        yield None
+        return
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    bar = Progress(TextColumn("training"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                   TimeRemainingColumn(), TextColumn("loss {task.fields[loss]}"), console=err_console)
+    task: dict[str, Any] = {}
+
+    def on_log(row: dict[str, Any]) -> None:
+        if "id" not in task:
+            task["id"] = bar.add_task("training", total=row["max_steps"], loss="")
+        bar.update(task["id"], completed=row["step"], total=row["max_steps"], loss=f"{row['loss']:.4f}")
+
+    with bar:
+        yield on_log

@@ -1,0 +1,168 @@
+"""Fine-tune a student on SFT rows (paper Section 2.3 and 4.3; Tables 4, 5).
+
+The recipe, after TRL: a frozen config, then load the student (a built-in GGUF name
+converted once to a plain checkpoint, a local directory or a hub id), tokenize the rows
+with the loss on the target only, wrap with LoRA (or train every weight), and run the
+transformers Trainer (Seq2SeqTrainer for T5-style students).
+
+What a run leaves in OUT:
+- the student: for LoRA the adapter (``adapter_config.json`` + weights) and tokenizer at the
+  top, which `hf/OUT` loads on top of its base, plus ``merged/`` (a plain checkpoint with the
+  adapter merged in) unless ``merge=False``; for full fine-tuning the plain checkpoint itself;
+- ``checkpoints/checkpoint-N`` every `save_steps` and at the end (``resume=True`` continues the
+  last one: optimizer, scheduler, RNG and data position included);
+- ``train_log.jsonl`` (one line per optimizer step: loss, learning rate, grad norm),
+  ``finetune_config.json`` (the resolved config), ``metrics.json`` and ``run.json``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from ..data.records import read_jsonl, write_json, write_jsonl
+from ..finetune.rows import load_rows, tokenize_rows
+from ..finetune.trainer import (LogHook, add_lora, build_trainer, load_student, log_callback, resolve_student,
+                                training_arguments)
+from ..models import file_sha256
+from .runs import write_run
+
+# A resumed run must train the same thing: these fields may not change between the runs.
+_RESUME_FIXED = ("model", "lora", "lora_alpha", "lora_targets", "full_dropout", "train_sha256", "max_length")
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    train: str  # SFT folder (or its train.jsonl) from `recsaver distill build`
+    model: str = "smollm2-135m"
+    lora: int | None = 8  # LoRA rank; None: full fine-tuning
+    lora_alpha: int | None = None  # default 2 x rank
+    lora_targets: tuple[str, ...] = ()  # default: PEFT's choice per architecture (attention q, v)
+    epochs: float = 1.0
+    lr: float = 1e-4  # the paper's learning rate
+    batch: int = 1
+    grad_accum: int = 1
+    max_length: int = 2048
+    dropout: float = 0.25  # the paper's; LoRA dropout, or the model's own rates with full fine-tuning
+    seed: int = 0
+    max_steps: int | None = None  # overrides epochs
+    resume: bool = False
+    save_steps: int = 50
+    scheduler: str = "linear"
+    warmup_steps: int = 0
+    merge: bool = True
+    num_threads: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.lora is not None and self.lora < 1:
+            raise ValueError(f"--lora must be a rank >= 1 (or use --full), got {self.lora}")
+        for name in ("batch", "grad_accum", "max_length", "save_steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ValueError(f"--max-steps must be >= 1, got {self.max_steps}")
+        if not self.max_steps and self.epochs <= 0:
+            raise ValueError(f"--epochs must be > 0, got {self.epochs}")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"--dropout must be in [0, 1), got {self.dropout}")
+        if self.lr <= 0:
+            raise ValueError(f"--lr must be > 0, got {self.lr}")
+
+
+def train_file(cfg: FinetuneConfig) -> Path:
+    path = Path(cfg.train)
+    return path / "train.jsonl" if path.is_dir() else path
+
+
+def run_finetune(cfg: FinetuneConfig, out: Path, on_log: LogHook | None = None) -> dict[str, Any]:
+    """Train, save the student and its records in OUT; return the metrics (losses, steps, timing)."""
+    import torch
+    from transformers import set_seed
+    from transformers.trainer_utils import get_last_checkpoint
+
+    out = Path(out)
+    rows = load_rows(train_file(cfg))
+    checkpoints = out / "checkpoints"
+    last = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
+    if last and not cfg.resume:
+        raise ValueError(f"{out} already holds {Path(last).name}; pass --resume to continue it, "
+                         "or choose an empty --out")
+    resolved: dict[str, Any] = {**asdict(cfg), "lora_targets": list(cfg.lora_targets),
+                                "full_dropout": cfg.dropout if cfg.lora is None else None,
+                                "train_sha256": file_sha256(train_file(cfg))}
+    if last:
+        _check_resumable(out / "finetune_config.json", resolved)
+
+    if cfg.num_threads:
+        torch.set_num_threads(cfg.num_threads)
+    set_seed(cfg.seed)  # before the LoRA weights are drawn
+    base = resolve_student(cfg.model)
+    model, tokenizer, is_seq2seq = load_student(base, cfg.dropout, full=cfg.lora is None)
+    tokenized, too_long = tokenize_rows(tokenizer, rows, is_seq2seq, cfg.max_length)
+    if not tokenized:
+        raise ValueError(f"{train_file(cfg)}: all {len(rows)} rows are longer than --max-length {cfg.max_length} "
+                         "tokens; raise it")
+    if cfg.lora is not None:
+        model = add_lora(model, cfg.lora, cfg.lora_alpha, cfg.dropout, cfg.lora_targets or None, is_seq2seq)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    resolved.update(base_model=base, is_seq2seq=is_seq2seq, rows=len(tokenized), rows_too_long=too_long,
+                    trainable_params=trainable, total_params=total)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "finetune_config.json", resolved)
+
+    log_file = out / "train_log.jsonl"
+    _restart_log(log_file, _checkpoint_step(last) if last else 0)
+    args = training_arguments(
+        is_seq2seq, checkpoints, per_device_train_batch_size=cfg.batch, gradient_accumulation_steps=cfg.grad_accum,
+        num_train_epochs=cfg.epochs, max_steps=cfg.max_steps or -1, learning_rate=cfg.lr,
+        lr_scheduler_type=cfg.scheduler, warmup_steps=cfg.warmup_steps, weight_decay=0.0,
+        save_steps=cfg.save_steps, save_total_limit=2, seed=cfg.seed, data_seed=cfg.seed)
+    trainer = build_trainer(model, tokenizer, is_seq2seq, tokenized, args, [log_callback(log_file, on_log)])
+    result = trainer.train(resume_from_checkpoint=last)
+
+    if cfg.lora is not None:
+        from ..backends.hf import export_plain
+
+        model.save_pretrained(out)
+        tokenizer.save_pretrained(out)
+        if cfg.merge:
+            export_plain(model, tokenizer, out / "merged")
+    else:
+        trainer.save_model(str(out))
+    losses = [r["loss"] for r in read_jsonl(log_file)]
+    metrics = {
+        "global_step": trainer.state.global_step, "train_loss": result.training_loss,
+        "first_loss": losses[0] if losses else None, "last_loss": losses[-1] if losses else None,
+        "resumed_from_step": _checkpoint_step(last) if last else None,
+        "train_runtime_s": result.metrics.get("train_runtime"),
+        "steps_per_second": result.metrics.get("train_steps_per_second"),
+        "rows": len(tokenized), "rows_too_long": too_long, "trainable_params": trainable,
+    }
+    write_run(out, step="finetune", config=resolved, data_file=train_file(cfg), metrics=metrics,
+              extra={"base_model": base, "is_seq2seq": is_seq2seq})
+    return metrics
+
+
+def _checkpoint_step(checkpoint: str) -> int:
+    return int(Path(checkpoint).name.rsplit("-", 1)[-1])
+
+
+def _restart_log(log_file: Path, step: int) -> None:
+    """Keep the log lines up to the checkpoint resumed from (later ones are trained again)."""
+    if step and log_file.is_file():
+        write_jsonl(log_file, [r for r in read_jsonl(log_file) if r.get("step", 0) <= step])
+    elif log_file.exists():
+        log_file.unlink()
+
+
+def _check_resumable(previous: Path, resolved: dict[str, Any]) -> None:
+    if not previous.is_file():
+        return
+    before = json.loads(previous.read_text())
+    changed = [k for k in _RESUME_FIXED if k in before and before[k] != resolved[k]]
+    if changed:
+        raise ValueError(f"{previous}: cannot resume, these settings differ from the checkpointed run: "
+                         + ", ".join(f"{k} {before[k]!r} -> {resolved[k]!r}" for k in changed))
