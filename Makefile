@@ -32,6 +32,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/text_metrics.py
 	$(BIN)/python benchmarks/rating_metrics.py
 	$(BIN)/python benchmarks/finetune.py
+	$(BIN)/python benchmarks/kill_resume.py
 
 clean:
 	rm -rf $(VENV) demo_out .pytest_cache

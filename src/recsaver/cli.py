@@ -299,7 +299,7 @@ def _register_command_modules() -> None:
         importlib.import_module(f"recsaver.commands.{name}").register(app)
 
 
-COMMAND_MODULES: tuple[str, ...] = ("study", "distill")
+COMMAND_MODULES: tuple[str, ...] = ("study", "distill", "experiment")
 _register_command_modules()
 
 if __name__ == "__main__":

@@ -1,0 +1,74 @@
+"""`recsaver experiment run CONFIG` (paper-table grids) and `recsaver report RUN...` (one HTML file)."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator, Optional
+
+import typer
+
+from .common import count_progress, err_console, friendly_errors, generation_progress, out_console
+
+experiment_app = typer.Typer(help="Experiment grids that reproduce the paper's tables.", no_args_is_help=True)
+
+
+@experiment_app.command("run")
+@friendly_errors
+def experiment_run(
+    config: Path = typer.Argument(..., help="An experiment config, e.g. configs/table3.yaml."),
+    set_: list[str] = typer.Option([], "--set", help="Override a config key: --set predict.limit=5 (repeatable)."),
+    out: Optional[Path] = typer.Option(None, help="Experiment folder (default: the config's `out`, else "
+                                                  "runs/<name>)."),
+    progress: bool = typer.Option(True, help="Show progress bars."),
+) -> None:
+    """Run (or resume) every cell of the grid, then write the paper tables into the experiment folder."""
+    from ..config import load_config
+    from ..steps.experiment import Hooks, run_experiment
+
+    cfg = load_config(config, set_)
+    folder = out or Path(cfg.out or f"runs/{cfg.name}")
+
+    def on_cell(k: int, total: int, cell: Any, status: str) -> None:
+        tag = "[dim]skip (done, same config)[/]" if status == "skipped" else "[bold]run[/]"
+        err_console.print(f"[cyan]cell {k}/{total}[/] {cell.name} ({cell.kind}) {tag}", highlight=False)
+
+    @contextmanager
+    def generation() -> Iterator[Any]:
+        with generation_progress(progress) as hooks:
+            yield hooks
+
+    @contextmanager
+    def examples(what: str) -> Iterator[Any]:
+        with count_progress(progress, what) as update:
+            yield update
+
+    record = run_experiment(cfg, folder, Hooks(on_cell=on_cell, generation=generation, examples=examples))
+    ran = sum(c["status"] == "ran" for c in record["cells"])
+    out_console.print(f"{len(record['cells'])} cells ({ran} ran, {len(record['cells']) - ran} skipped); "
+                      f"config hash {record['config_hash']}")
+    for path in record["tables"]:
+        out_console.print(f"wrote {path}", highlight=False)
+    md = Path(folder) / "tables.md"
+    if md.exists():
+        out_console.print(md.read_text(), markup=False, highlight=False, soft_wrap=True)
+
+
+def report(
+    runs: list[Path] = typer.Argument(..., help="Run folders: predict, baseline, score, references or experiment."),
+    out: Path = typer.Option(Path("report.html"), help="The HTML file; the Markdown goes beside it (.md)."),
+    title: str = typer.Option("recsaver report", help="Report title."),
+    resamples: int = typer.Option(1000, help="Bootstrap resamples for the paired significance tests."),
+    seed: int = typer.Option(0, help="Seed of the significance tests."),
+) -> None:
+    """One self-contained HTML report (tables, confusion matrices, calibration, distributions, ledger, configs)."""
+    from ..report.html import build_report
+
+    html_path, md_path = build_report(runs, out, title=title, resamples=resamples, seed=seed)
+    out_console.print(f"wrote {html_path} and {md_path}", highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    """Add `experiment run` and the top-level `report` to the main app."""
+    app.add_typer(experiment_app, name="experiment")
+    app.command("report")(friendly_errors(report))

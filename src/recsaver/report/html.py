@@ -1,0 +1,238 @@
+"""`recsaver report RUN...`: one self-contained HTML file (CSS inline, plots as base64 PNG) and Markdown.
+
+A RUN is a predict or baseline run (run.json), a references folder (summary.json),
+a score folder (text_metrics.json) or an experiment folder (experiment.json: its
+paper tables and every cell). Nothing is recomputed from a model: the report reads
+stored outputs only.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import orjson
+
+from ..data.records import RATINGS, load_predictions, read_jsonl
+from .tables import Table, to_html, to_markdown
+
+
+@dataclass
+class Item:
+    """One folder in the report."""
+
+    label: str
+    folder: Path
+    kind: str  # rating | references | score
+    run: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _json(path: Path) -> Any:
+    return orjson.loads(path.read_bytes()) if path.exists() else None
+
+
+def classify(folder: Path, label: str | None = None) -> Item:
+    folder = Path(folder)
+    label = label or str(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: no such run folder")
+    run = _json(folder / "run.json")
+    if (folder / "text_metrics.json").exists() and not (folder / "predictions.jsonl").exists():
+        return Item(label, folder, "score", run)
+    if (folder / "references.jsonl").exists() and (folder / "summary.json").exists():
+        return Item(label, folder, "references", run)
+    if (folder / "predictions.jsonl").exists():
+        return Item(label, folder, "rating", run)
+    raise ValueError(f"{folder}: not a run folder (expected experiment.json, predictions.jsonl, "
+                     "references.jsonl + summary.json, or text_metrics.json)")
+
+
+def collect(runs: Sequence[Path]) -> tuple[list[Item], list[Table], list[dict[str, Any]]]:
+    """Items to show, the paper tables of experiment folders, and the experiment records."""
+    from ..steps.experiment import load_experiment
+    from .paper import experiment_tables
+
+    items: list[Item] = []
+    tables: list[Table] = []
+    experiments = []
+    for run in runs:
+        run = Path(run)
+        if (run / "experiment.json").exists():
+            record = load_experiment(run)
+            experiments.append({"folder": str(run), **record})
+            tables += experiment_tables(run, record)[0]
+            for cell in record["cells"]:
+                folder = run / cell["name"]
+                if cell["kind"] in ("baseline", "predict", "references", "score") and (folder / "cell.json").exists():
+                    items.append(classify(folder, f"{record['name']}/{cell['name']}"))
+        else:
+            items.append(classify(run))
+    return items, tables, experiments
+
+
+def runs_table(items: Sequence[Item], resamples: int, seed: int) -> Table | None:
+    """Loose rating runs side by side, grouped by test data (pairing needs the same examples)."""
+    from .paper import RatingRow, rating_table
+
+    rating = [i for i in items if i.kind == "rating" and (i.folder / "metrics.json").exists()]
+    if not rating:
+        return None
+    rows = []
+    for i in rating:
+        data = (i.run or {}).get("data") or {}
+        group = Path(data.get("path", "unknown data")).parent.name + f" ({str(data.get('sha256', ''))[:8]})"
+        cfg = (i.run or {}).get("config", {})
+        what = "baseline" if (i.run or {}).get("step") == "baseline" else \
+            f"{cfg.get('model', '?').split('/')[-1]} {cfg.get('method', '')} {cfg.get('ablation', '')}".strip()
+        label = ("Naive Baseline (Avg.) " if (i.run or {}).get("step") == "baseline" else "") + f"{i.label} [{what}]"
+        text = None
+        score = _json(i.folder / "text_metrics.json")
+        if score:
+            text = {m: v["mean"] for m, v in score["overall"]["metrics"].items()}
+        rows.append(RatingRow(group, label, i.folder, text))
+    table, _ = rating_table("runs", "Runs compared", rows, reference="baseline", resamples=resamples, seed=seed,
+                            label_header="Run", caption="Rows in a group share the same test file.")
+    return table
+
+
+def confusion(item: Item) -> dict[str, Any]:
+    """Counts of (gold, predicted) ratings; an unparsed prediction gets its own column."""
+    preds = load_predictions(item.folder / "predictions.jsonl")
+    matrix = {t: {p: 0 for p in (*RATINGS, None)} for t in RATINGS}
+    for p in preds:
+        matrix[p.rating_true][p.rating_pred] += 1
+    peak = max(max(row.values()) for row in matrix.values()) or 1
+    return {"matrix": matrix, "peak": peak, "n": len(preds)}
+
+
+def calibration_section(item: Item) -> dict[str, Any] | None:
+    from ..metrics.calibration import calibration
+    from .plots import calibration_png
+
+    preds = load_predictions(item.folder / "predictions.jsonl")
+    cal = calibration(preds)
+    if not cal["n_with_probs"]:
+        return None
+    return {"cal": cal, "png": calibration_png(cal, item.label)}
+
+
+def distribution_section(item: Item) -> dict[str, Any] | None:
+    from .plots import histograms_png
+
+    scores_file = item.folder / "text_scores.jsonl"
+    metrics = _json(item.folder / "text_metrics.json")
+    if metrics is None or not scores_file.exists():
+        return None
+    rows = list(read_jsonl(scores_file))
+    names = list(metrics["overall"]["metrics"])
+    values = {m: [r[m] for r in rows if r.get(m) is not None] for m in names}
+    return {"metrics": metrics, "png": histograms_png(values, item.label) if rows else None,
+            "n_refs": [r["n_refs"] for r in rows]}
+
+
+def coverage_section(item: Item) -> dict[str, Any]:
+    from .plots import coverage_png
+
+    summary = _json(item.folder / "summary.json")
+    return {"summary": summary, "png": coverage_png(summary, item.label)}
+
+
+def ledger_rows(items: Sequence[Item]) -> list[dict[str, Any]]:
+    rows = []
+    for i in items:
+        ledger = (i.run or {}).get("ledger")
+        if ledger:
+            rows.append({"label": i.label, "model": (i.run or {}).get("model_id", ""), **ledger})
+    return rows
+
+
+def build_report(runs: Sequence[Path], out: Path, title: str = "recsaver report", resamples: int = 1000,
+                 seed: int = 0) -> tuple[Path, Path]:
+    """Write OUT (HTML) and OUT with .md; return both paths."""
+    from jinja2 import Environment, PackageLoader, select_autoescape
+
+    from .tables import css
+
+    if not runs:
+        raise ValueError("give at least one run folder")
+    items, tables, experiments = collect(runs)
+    loose = runs_table([i for i in items if not any(str(i.label).startswith(e["name"] + "/")
+                                                    for e in experiments)], resamples, seed)
+    if loose is not None:
+        tables.append(loose)
+    rating = [i for i in items if i.kind == "rating"]
+    context = {
+        "title": title,
+        "inputs": [str(r) for r in runs],
+        "tables": [(t, to_html(t)) for t in tables],
+        "confusions": [(i, confusion(i)) for i in rating],
+        "calibrations": [(i, c) for i in rating if (c := calibration_section(i))],
+        "distributions": [(i, d) for i in items if i.kind in ("score", "rating") if (d := distribution_section(i))],
+        "coverages": [(i, coverage_section(i)) for i in items if i.kind == "references"],
+        "ledger": ledger_rows(items),
+        "configs": [(e["name"], json.dumps(e["config"], indent=2)) for e in experiments]
+        + [(i.label, json.dumps({k: (i.run or {}).get(k) for k in ("step", "config", "model_id", "data", "versions")
+                                 if (i.run or {}).get(k) is not None}, indent=2)) for i in items if i.run],
+        "ratings": list(RATINGS),
+        "css": css(),
+    }
+    env = Environment(loader=PackageLoader("recsaver.report", "templates"), autoescape=select_autoescape())
+    env.filters["num"] = num
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    md_path = out.with_suffix(".md")
+    _write(out, env.get_template("report.html.j2").render(**context))
+    _write(md_path, markdown(context, tables))
+    return out, md_path
+
+
+def num(value: Any, digits: int = 3) -> str:
+    """A number for display; None and NaN (stored JSON writes NaN as null) show as a dash."""
+    if value is None or (isinstance(value, float) and value != value):
+        return "–"
+    return f"{value:.{digits}f}"
+
+
+def markdown(ctx: dict[str, Any], tables: Sequence[Table]) -> str:
+    """The same report without figures (the HTML file has them)."""
+    lines = [f"# {ctx['title']}", "", "Inputs: " + ", ".join(f"`{r}`" for r in ctx["inputs"]), "",
+             "Plots (calibration curves, distributions, coverage) are in the HTML report.", "", "## Tables", ""]
+    lines += [to_markdown(t) for t in tables]
+    lines += ["## Confusion matrices", ""]
+    for item, c in ctx["confusions"]:
+        lines += [f"### {item.label}", "", "| gold \\ predicted | 1 | 2 | 3 | 4 | 5 | unparsed |",
+                  "|---|---:|---:|---:|---:|---:|---:|"]
+        lines += [f"| {t} | " + " | ".join(str(c["matrix"][t][p]) for p in (*RATINGS, None)) + " |" for t in RATINGS]
+        lines.append("")
+    lines += ["## Calibration (ECE)", "", "| run | n with P(1..5) | binary ECE | top-label ECE |", "|---|---:|---:|---:|"]
+    lines += [f"| {i.label} | {c['cal']['n_with_probs']} | {num(c['cal']['binary']['ece'])} | "
+              f"{num(c['cal']['top_label']['ece'])} |" for i, c in ctx["calibrations"]]
+    lines += ["", "## Reasoning metrics", ""]
+    for item, d in ctx["distributions"]:
+        lines += [f"### {item.label}", "", "| metric | mean | 95% CI | min | max | std | n |",
+                  "|---|---:|---:|---:|---:|---:|---:|"]
+        lines += [f"| {m} | {num(v['mean'])} | [{num(v['ci_low'])}, {num(v['ci_high'])}] | {num(v['min'])} | "
+                  f"{num(v['max'])} | {num(v['std'])} | {v['n']} |" for m, v in d["metrics"]["overall"]["metrics"].items()]
+        lines.append("")
+    lines += ["## Reference coverage", "", "| references | coverage | mean pool size | verify |", "|---|---:|---:|---|"]
+    lines += [f"| {i.label} | {num(c['summary']['coverage'])} | {num(c['summary']['mean_pool_size'], 2)} | "
+              f"{c['summary']['verify']} |" for i, c in ctx["coverages"]]
+    lines += ["", "## Token and time ledger", "",
+              "| run | requests | cache hits | misses | failed | prompt tok | completion tok | model s | wall s |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines += [f"| {r['label']} | {r['requests']} | {r['cache_hits']} | {r['cache_misses']} | {r['failed']} | "
+              f"{r['prompt_tokens']} | {r['completion_tokens']} | {r['model_seconds']} | "
+              f"{r['wall_seconds_this_run']} |" for r in ctx["ledger"]]
+    lines += ["", "## Configs", ""]
+    for name, text in ctx["configs"]:
+        lines += [f"### {name}", "", "```json", text, "```", ""]
+    return "\n".join(lines) + "\n"
+
+
+def _write(path: Path, text: str) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)

@@ -1,0 +1,334 @@
+"""Experiment grids (paper Tables 3, 4, 5, 9, 11, 15): one config -> many run folders -> paper tables.
+
+The grid is planned first (so progress can say "cell 3 of 14"), then run cell by
+cell through the ordinary step APIs. Each cell owns a folder under the experiment
+folder and ends by writing `cell.json` with a hash of exactly what determines its
+outputs (its step config without paths that do not change results, plus the hashes
+of the cells it reads). A rerun skips every cell whose `cell.json` holds the same
+hash and whose outputs exist; every model call goes through one shared generation
+cache, so even a cell that must rerun pays only for calls never made before.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import orjson
+
+from ..config import ExperimentConfig, config_dict, config_hash
+from ..data.records import read_jsonl, write_json
+from ..models import file_sha256
+
+# What a finished cell of each kind must hold besides cell.json.
+OUTPUTS = {
+    "data": ("train.jsonl", "test.jsonl", "stats.json"),
+    "baseline": ("predictions.jsonl", "metrics.json", "run.json"),
+    "predict": ("predictions.jsonl", "metrics.json", "run.json"),
+    "references": ("references.jsonl", "summary.json", "run.json"),
+    "score": ("text_scores.jsonl", "text_metrics.json"),
+    "distill-sample": (),
+    "sft": (),
+    "finetune": (),
+}
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One unit of work and its folder (``name``, relative to the experiment folder)."""
+
+    name: str
+    kind: str
+    domain: str
+    labels: dict[str, Any] = field(default_factory=dict, hash=False)
+    deps: tuple[str, ...] = ()
+
+
+@dataclass
+class Hooks:
+    """How a caller watches the run: cell headers, generation bars, example bars (all optional)."""
+
+    on_cell: Callable[[int, int, Cell, str], None] | None = None
+    generation: Callable[[], AbstractContextManager[Any]] | None = None
+    examples: Callable[[str], AbstractContextManager[Any]] | None = None
+
+
+def slug(text: str) -> str:
+    """A folder-safe name for a model id such as llamacpp/qwen2.5-0.5b."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text.split("/", 1)[-1] if "/" in text else text).strip("_")[:60]
+
+
+# --------------------------------------------------------------------------- planning
+
+
+def plan(cfg: ExperimentConfig) -> list[Cell]:
+    """Every cell in run order: per domain data -> baseline -> predictions -> references -> scores."""
+    cells: list[Cell] = []
+    for d in cfg.domains:
+        dom = d.name
+        data = [] if d.prepared else [f"{dom}/data"]
+        if not d.prepared:
+            cells.append(Cell(f"{dom}/data", "data", dom))
+        if cfg.baseline:
+            cells.append(Cell(f"{dom}/baseline", "baseline", dom, {"row": "baseline"}, tuple(data)))
+        cot_cells = []
+        for model in cfg.models:
+            for method in cfg.methods:
+                for ablation in (cfg.ablations if method in cfg.ablate else ("none",)):
+                    cell = Cell(f"{dom}/{slug(model)}/{method}-{ablation}", "predict", dom,
+                                {"model": model, "method": method, "ablation": ablation}, tuple(data))
+                    cells.append(cell)
+                    if method == "cot":
+                        cot_cells.append(cell)
+        if cfg.distill is not None:
+            from .experiment_distill import plan_distill
+
+            distilled = plan_distill(cfg, dom, tuple(data))
+            cells.extend(distilled)
+            cot_cells += [c for c in distilled if c.kind == "predict" and c.labels["method"] == "cot"]
+        if cfg.references.enabled:
+            for verify in cfg.references.verify:
+                refs = Cell(f"{dom}/references-{verify}", "references", dom,
+                            {"verify": verify, "model": cfg.references.model or cfg.models[0]}, tuple(data))
+                cells.append(refs)
+                for pc in cot_cells:
+                    cells.append(Cell(f"{pc.name}/score-{verify}", "score", dom, {**pc.labels, "verify": verify},
+                                      (pc.name, refs.name)))
+    return cells
+
+
+# --------------------------------------------------------------------------- running
+
+
+class ExperimentRunner:
+    """Runs a planned grid with resume; `run()` returns the experiment record (experiment.json)."""
+
+    def __init__(self, cfg: ExperimentConfig, out: Path, hooks: Hooks | None = None):
+        self.cfg, self.out, self.hooks = cfg, Path(out), hooks or Hooks()
+        self.cache = str(Path(cfg.cache) if cfg.cache else self.out / "cache.sqlite")
+        self.hashes: dict[str, str] = {}
+        self._scorer: Any = None
+
+    def path(self, name: str) -> Path:
+        return self.out / name
+
+    def data_dir(self, domain: str) -> Path:
+        spec = self.cfg.domain(domain)
+        return Path(spec.prepared) if spec.prepared else self.path(f"{domain}/data")
+
+    def run(self) -> dict[str, Any]:
+        cells = plan(self.cfg)
+        self.out.mkdir(parents=True, exist_ok=True)
+        record: dict[str, Any] = {"name": self.cfg.name, "config": config_dict(self.cfg),
+                                  "config_hash": config_hash(self.cfg), "cache": self.cache, "cells": []}
+        for k, cell in enumerate(cells, 1):
+            digest = self.cell_hash(cell)
+            status = "skipped" if self.is_done(cell, digest) else "ran"
+            if self.hooks.on_cell:
+                self.hooks.on_cell(k, len(cells), cell, status)
+            started = time.perf_counter()
+            if status == "ran":
+                result = self.execute(cell)
+                write_json(self.path(cell.name) / "cell.json", {
+                    "name": cell.name, "kind": cell.kind, "domain": cell.domain, "labels": cell.labels,
+                    "hash": digest, "seconds": round(time.perf_counter() - started, 3),
+                    "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "result": result})
+            # Cells that read prepared data depend on its content: touching a dump reruns the data cell
+            # but, when the examples come out the same, nothing downstream.
+            self.hashes[cell.name] = self.content_hash(cell) if cell.kind == "data" else digest
+            record["cells"].append({**asdict(cell), "deps": list(cell.deps), "hash": digest, "status": status})
+            # Kept current after every cell, so a report can be drawn from a grid that is still running.
+            write_json(self.out / "experiment.json", {**record, "finished": k == len(cells)})
+        return record
+
+    # -- resume ----------------------------------------------------------------------------
+
+    def is_done(self, cell: Cell, digest: str) -> bool:
+        folder = self.path(cell.name)
+        marker = folder / "cell.json"
+        if not marker.exists():
+            return False
+        try:
+            stored = orjson.loads(marker.read_bytes())
+        except orjson.JSONDecodeError:
+            return False
+        return stored.get("hash") == digest and all((folder / f).exists() for f in OUTPUTS.get(cell.kind, ()))
+
+    def cell_hash(self, cell: Cell) -> str:
+        """What determines the outputs: kind, step settings, the data's identity and the deps' hashes."""
+        parts: dict[str, Any] = {"kind": cell.kind, "labels": cell.labels, "settings": self.settings(cell),
+                                 "deps": [self.hashes[d] for d in cell.deps]}
+        spec = self.cfg.domain(cell.domain)
+        if cell.kind == "data":
+            parts["sources"] = self.source_identity(cell.domain)
+        elif spec.prepared and cell.kind in ("baseline", "predict", "references", "distill-sample"):
+            parts["prepared"] = {name: file_sha256(Path(spec.prepared) / name)
+                                 for name in ("train.jsonl", "test.jsonl") if (Path(spec.prepared) / name).exists()}
+        return config_hash(parts)
+
+    def content_hash(self, cell: Cell) -> str:
+        folder = self.path(cell.name)
+        return config_hash({name: file_sha256(folder / name) for name in ("train.jsonl", "test.jsonl")})
+
+    def source_identity(self, domain: str) -> dict[str, Any]:
+        """Raw dumps by path, size and mtime: hashing multi-GB dumps on every run would cost minutes."""
+        from ..sample import sample_files
+
+        spec = self.cfg.domain(domain)
+        files = sample_files(domain) if spec.sample else (Path(spec.reviews), Path(spec.meta) if spec.meta else None)
+        out = {}
+        for f in files:
+            if f is None:
+                continue
+            if not Path(f).exists():
+                raise FileNotFoundError(f"{f}: no such dump (domains.{domain} in the experiment config)")
+            st = Path(f).stat()
+            out[str(f) if not spec.sample else Path(f).name] = [st.st_size, st.st_mtime_ns if not spec.sample else 0]
+        return out
+
+    def settings(self, cell: Cell) -> dict[str, Any]:
+        c = self.cfg
+        if cell.kind == "data":
+            return asdict(c.prepare)
+        if cell.kind == "baseline":
+            return {"split": c.split, "limit": c.predict.limit}
+        if cell.kind == "predict":
+            # A student's model path is covered by its finetune cell's hash (a dep), so it is left out.
+            drop = ("data", "cache", "model") if str(cell.labels["model"]).startswith("@") else ("data", "cache")
+            return {k: v for k, v in asdict(self.predict_config(cell)).items() if k not in drop}
+        if cell.kind == "references":
+            return {k: v for k, v in asdict(self.references_config(cell)).items() if k not in ("data", "cache")}
+        if cell.kind == "score":
+            return {"metrics": list(c.score.metrics), "resamples": c.score.resamples, "seed": c.score.seed}
+        from .experiment_distill import distill_settings
+
+        return distill_settings(self, cell)
+
+    # -- step configs ----------------------------------------------------------------------
+
+    def predict_config(self, cell: Cell, model: str | None = None) -> Any:
+        from .predict import PredictConfig
+
+        p, method = self.cfg.predict, cell.labels["method"]
+        if model is None and str(cell.labels["model"]).startswith("@"):
+            from .experiment_distill import student_model
+
+            model = student_model(self, cell.labels["model"][1:])
+        return PredictConfig(
+            data=str(self.data_dir(cell.domain)), split=self.cfg.split, model=model or cell.labels["model"],
+            method=method, ablation=cell.labels.get("ablation", "none"), samples=p.samples,
+            temperature=p.temperature, top_p=p.top_p,
+            max_tokens=p.max_tokens if method == "cot" else p.direct_max_tokens, seed=p.seed, limit=p.limit,
+            grammar=p.grammar, rating_probs=p.rating_probs, force_rating=p.force_rating, n_ctx=p.n_ctx,
+            base_urls=p.base_urls, concurrency=p.concurrency, balance=p.balance, cache=self.cache)
+
+    def references_config(self, cell: Cell) -> Any:
+        from .references import ReferencesConfig
+
+        r, p = self.cfg.references, self.cfg.predict
+        return ReferencesConfig(
+            data=str(self.data_dir(cell.domain)), split=self.cfg.split, model=cell.labels["model"],
+            samples=r.samples, temperature=r.temperature, max_tokens=r.max_tokens, verify=cell.labels["verify"],
+            seed=p.seed, limit=r.limit if r.limit is not None else p.limit, grammar=r.grammar, n_ctx=p.n_ctx,
+            base_urls=p.base_urls, concurrency=p.concurrency, balance=p.balance, cache=self.cache)
+
+    # -- execution -------------------------------------------------------------------------
+
+    def generation(self) -> AbstractContextManager[Any]:
+        return self.hooks.generation() if self.hooks.generation else nullcontext((None, None))
+
+    def execute(self, cell: Cell) -> dict[str, Any]:
+        folder = self.path(cell.name)
+        if cell.kind == "data":
+            return self.run_data(cell, folder)
+        if cell.kind == "baseline":
+            from .baseline import run_baseline
+
+            metrics = run_baseline(self.data_dir(cell.domain), self.cfg.split, folder, self.cfg.predict.limit)
+            return {"metrics": _values(metrics)}
+        if cell.kind == "predict":
+            from .predict import run_predict
+
+            with self.generation() as (on_start, on_result):
+                metrics = run_predict(self.predict_config(cell), folder, on_result=on_result, on_start=on_start)
+            return {"metrics": _values(metrics)}
+        if cell.kind == "references":
+            from .references import run_references
+
+            bar = self.hooks.examples("references") if self.hooks.examples else nullcontext(None)
+            with bar as update:
+                summary = run_references(self.references_config(cell), folder, on_example=update)
+            return {"coverage": summary["coverage"], "mean_pool_size": summary["mean_pool_size"]}
+        if cell.kind == "score":
+            return self.run_score(cell, folder)
+        from .experiment_distill import execute_distill
+
+        return execute_distill(self, cell, folder)
+
+    def run_data(self, cell: Cell, folder: Path) -> dict[str, Any]:
+        from ..data.prepare import PrepareConfig, prepare
+        from ..data.sources import FieldCaps
+        from ..sample import sample_files
+
+        spec, p = self.cfg.domain(cell.domain), self.cfg.prepare
+        reviews, meta = sample_files(cell.domain) if spec.sample else (Path(spec.reviews),
+                                                                         Path(spec.meta) if spec.meta else None)
+        pcfg = PrepareConfig(
+            domain=cell.domain, min_history=p.min_history, max_history=p.max_history,  # type: ignore[arg-type]
+            targets=p.targets, history_overflow=p.history_overflow,  # type: ignore[arg-type]
+            train_per_label=p.train_per_label, test_per_label=p.test_per_label, test_fraction=p.test_fraction,
+            seed=p.seed, on_bad_line=p.on_bad_line,  # type: ignore[arg-type]
+            caps=FieldCaps(description=p.max_description_chars, review_text=p.max_review_chars))
+        result = prepare(reviews, meta, folder, pcfg)
+        return {"examples": result.stats["examples"], "warnings": result.warnings}
+
+    def scorer(self) -> Any:
+        """One TextScorer for the whole grid: BERTScore's encoder loads once."""
+        if self._scorer is None:
+            from ..metrics.text import TextScorer
+
+            self._scorer = TextScorer(self.cfg.score.metrics)
+        return self._scorer
+
+    def run_score(self, cell: Cell, folder: Path) -> dict[str, Any]:
+        from .score import run_score
+
+        predict_dir, refs_dir = (self.path(d) for d in cell.deps)
+        result = run_score(predict_dir, refs_dir, self.cfg.score.metrics, folder,
+                           n_resamples=self.cfg.score.resamples, seed=self.cfg.score.seed, scorer=self.scorer())
+        return {"n_scored": result["overall"]["n_scored"],
+                "means": {m: v["mean"] for m, v in result["overall"]["metrics"].items()}}
+
+
+def _values(metrics: dict[str, Any]) -> dict[str, float]:
+    return {name: m["value"] for name, m in metrics["metrics"].items()}
+
+
+def load_experiment(folder: Path) -> dict[str, Any]:
+    path = Path(folder) / "experiment.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: not an experiment folder (run `recsaver experiment run` first)")
+    return orjson.loads(path.read_bytes())
+
+
+def run_experiment(cfg: ExperimentConfig, out: Path, hooks: Hooks | None = None) -> dict[str, Any]:
+    """Run (or resume) the grid, then write the paper tables (tables.md / .html / .tex) into OUT."""
+    record = ExperimentRunner(cfg, out, hooks).run()
+    from ..report.paper import experiment_tables
+    from ..report.tables import write_tables
+
+    tables, tests = experiment_tables(Path(out), record)
+    write_json(Path(out) / "significance.json", tests)
+    record["tables"] = [str(p) for p in write_tables(tables, Path(out), title=f"{cfg.name}: paper tables")]
+    write_json(Path(out) / "experiment.json", record)
+    return record
+
+
+def predictions_of(folder: Path) -> list[Any]:
+    from ..data.records import Prediction
+
+    return [Prediction.from_dict(d) for d in read_jsonl(Path(folder) / "predictions.jsonl")]
