@@ -3,7 +3,7 @@
 Per domain: prepare the sample -> naive baseline -> zero-shot CoT and direct
 prediction on a handful of test examples -> Rec-SAVER references (post-hoc
 explanations, leakage scrub, self-verification) -> the CoT reasoning scored
-against the verified pool. Every model call goes through the generation cache
+against the verified pool -> one HTML report (report.html) over every run. Every model call goes through the generation cache
 under OUT, so a second `make demo` is quick.
 """
 
@@ -65,7 +65,13 @@ def run_demo(out: Path, console: Console, progress: Callable[[bool], AbstractCon
             console.print(metrics_table(metrics, f"{domain}: zero-shot {method} ({cfg.model})"))
         results[domain]["references"] = _references(cfg, data_dir, out, domain, console)
         results[domain]["text"] = _score(out, domain, console)
+    from ..report.html import build_report
+
+    runs = [out / d / step for d in SAMPLE_DOMAINS for step in ("baseline", "cot", "direct", "references",
+                                                                "text_scores")]
+    html, _ = build_report(runs, out / "report.html", title="recsaver demo: built-in sample, " + cfg.model)
     console.print(f"demo outputs are in {out.resolve()}")
+    console.print(f"report: {html.resolve()}")
     return results
 
 
