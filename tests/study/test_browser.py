@@ -107,7 +107,9 @@ def test_rater_answers_reloads_resumes_and_stays_private(real_study: tuple[Path,
             again.click("#continue")
             assert again.is_checked("input[name=coherence][value='3']")
             again.goto(f"{server}/item/1")
-            again.check("input[name=coherence][value='5']")  # revise
+            # revise; the status already reads "Saved (complete)", so wait for the autosave's own response
+            with again.expect_response(lambda r: r.request.method == "POST", timeout=10_000):
+                again.check("input[name=coherence][value='5']")
             expect(again.locator("#save-status")).to_have_text("Saved (complete)", timeout=10_000)
             again.reload()
             assert again.is_checked("input[name=coherence][value='5']")
