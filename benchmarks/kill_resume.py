@@ -15,25 +15,16 @@ import argparse
 import json
 import random
 import signal
-import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from recsaver.cache import count_generations
+
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data" / "amazon2023" / "All_Beauty"
-
-
-def cached_rows(cache: Path) -> int:
-    if not cache.exists():
-        return 0
-    with sqlite3.connect(cache) as con:
-        try:
-            return con.execute("SELECT count(*) FROM generations").fetchone()[0]
-        except sqlite3.OperationalError:
-            return 0
 
 
 def predict(data: Path, out: Path, cache: Path, limit: int) -> list[str]:
@@ -75,13 +66,13 @@ def main() -> None:
             proc.send_signal(signal.SIGKILL)
             proc.wait()
             kills += 1
-            counts.append(cached_rows(cache))
+            counts.append(count_generations(cache))
         before = counts[-1]
         done = subprocess.run(predict(data, out, cache, args.limit), capture_output=True, text=True)
         ledger = json.loads((out / "run.json").read_text())["ledger"] if done.returncode == 0 else {}
         ok = (done.returncode == 0 and all(b >= a for a, b in zip(counts, counts[1:]))
               and ledger.get("cache_hits") == before and ledger.get("cache_misses") == args.limit - before
-              and cached_rows(cache) == args.limit and (out / "predictions.jsonl").read_bytes() == expected)
+              and count_generations(cache) == args.limit and (out / "predictions.jsonl").read_bytes() == expected)
         results.append({"trial": trial, "kills": kills, "cached_after_each_kill": counts[1:], "ok": ok})
         print(f"trial {trial:2d}: kills {kills}, cached after each kill {counts[1:]}, "
               f"{'ok' if ok else 'FAILED'}", flush=True)

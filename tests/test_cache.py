@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Sequence
 
 from recsaver.backends.base import Generation, GenerationRequest, SamplingParams
-from recsaver.cache import CachedBackend, GenerationCache
+from recsaver.cache import CachedBackend, GenerationCache, count_generations
 
 
 class CountingEngine:
@@ -80,8 +80,14 @@ def test_each_result_is_committed_as_it_arrives(tmp_path: Path) -> None:
     seen: list[int] = []
 
     def spy(i: int, g: Generation) -> None:
-        with sqlite3.connect(path) as con:
-            seen.append(con.execute("SELECT count(*) FROM generations").fetchone()[0])
+        seen.append(count_generations(path))
 
     CachedBackend(CountingEngine(), GenerationCache(path)).generate([req("a"), req("b"), req("c")], on_result=spy)
     assert seen == [1, 2, 3]
+
+
+def test_count_generations_creates_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "c.sqlite"
+    assert count_generations(path) == 0 and not path.exists()
+    sqlite3.connect(path).close()  # the file of a run killed before it wrote the schema
+    assert count_generations(path) == 0

@@ -13,6 +13,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -94,6 +95,20 @@ class GenerationCache:
     def close(self) -> None:
         with self._lock:
             self._con.close()
+
+
+def count_generations(path: Path) -> int:
+    """Generations stored in a cache file, read from outside the run that writes it (kill/resume checks).
+
+    Unlike GenerationCache it creates nothing: 0 when the file or its table does not exist yet.
+    """
+    if not Path(path).exists():
+        return 0
+    with closing(sqlite3.connect(path)) as con:
+        try:
+            return con.execute("SELECT count(*) FROM generations").fetchone()[0]
+        except sqlite3.OperationalError:  # killed before the schema was written
+            return 0
 
 
 @dataclass

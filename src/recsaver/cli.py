@@ -7,8 +7,9 @@ from typing import Optional
 
 import typer
 
-from .commands.common import (byte_progress, count_progress, err_console, friendly_errors, generation_progress,
-                              out_console, print_metrics)
+from .commands.common import (BalanceOpt, BaseUrlOpt, CacheOpt, ConcurrencyOpt, DataOpt, LimitOpt, NCtxOpt, SeedOpt,
+                              TopPOpt, byte_progress, count_progress, engine_fields, err_console, friendly_errors,
+                              generation_progress, out_console, print_metrics)
 
 app = typer.Typer(help="recsaver: LLM reasoning for rating prediction, and Rec-SAVER evaluation of it.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -96,10 +97,10 @@ def data_sample(domain: str = typer.Argument("beauty", help="beauty | movies")) 
 @app.command("baseline")
 @friendly_errors
 def baseline(
-    data: Path = typer.Option(..., help="Folder written by `recsaver data prepare`."),
+    data: DataOpt,
     split: str = typer.Option("test", help="train | test"),
     out: Path = typer.Option(..., help="Run folder for predictions.jsonl, metrics.json, run.json."),
-    limit: Optional[int] = typer.Option(None, help="Use only the first N examples."),
+    limit: LimitOpt = None,
 ) -> None:
     """Naive baseline: the user's historical average rating (paper Table 3)."""
     from .steps.baseline import run_baseline
@@ -129,27 +130,26 @@ def metrics(
 @app.command("predict")
 @friendly_errors
 def predict(
-    data: Path = typer.Option(..., help="Folder written by `recsaver data prepare`."),
+    data: DataOpt,
     split: str = typer.Option("test", help="train | test"),
     model: str = typer.Option("llamacpp/smollm2-135m", help="provider/model, e.g. llamacpp/qwen2.5-0.5b."),
     method: str = typer.Option("cot", help="cot (reason, then rate) | direct (rate only)."),
     ablation: str = typer.Option("none", help="none | no-review | no-review-no-rating | no-description | one-shot"),
     samples: int = typer.Option(1, help="Samples per prompt (majority vote; P(1..5) averaged)."),
     temperature: float = typer.Option(0.0, help="Sampling temperature."),
-    top_p: float = typer.Option(1.0, help="Nucleus sampling."),
+    top_p: TopPOpt = 1.0,
     max_tokens: int = typer.Option(350, help="Most tokens per answer."),
-    seed: int = typer.Option(0, help="Sampling seed."),
-    limit: Optional[int] = typer.Option(None, help="Use only the first N examples."),
+    seed: SeedOpt = 0,
+    limit: LimitOpt = None,
     grammar: bool = typer.Option(False, help="Constrain the output format (GBNF / guided decoding)."),
     rating_probs: bool = typer.Option(True, help="Read P(1..5) from the rating-token logits where possible."),
     force_rating: bool = typer.Option(True, help="An answer without a rating gets the most likely digit after an "
                                       "appended rating header (needs --rating-probs); counted in metrics."),
-    n_ctx: int = typer.Option(4096, help="Context window to allocate / assume."),
-    base_url: list[str] = typer.Option([], help="OpenAI-compatible server(s) for openai/... (repeatable)."),
-    balance: str = typer.Option("round-robin", help="How openai/... spreads requests over several --base-url "
-                                "servers: round-robin | least-busy."),
-    concurrency: int = typer.Option(4, help="Parallel requests for server backends."),
-    cache: Optional[Path] = typer.Option(None, help="SQLite generation cache (default ~/.cache/recsaver)."),
+    n_ctx: NCtxOpt = 4096,
+    base_url: BaseUrlOpt = [],
+    balance: BalanceOpt = "round-robin",
+    concurrency: ConcurrencyOpt = 4,
+    cache: CacheOpt = None,
     out: Path = typer.Option(..., help="Run folder for predictions.jsonl, metrics.json, run.json."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
@@ -159,9 +159,8 @@ def predict(
     cfg = PredictConfig(
         data=str(data), split=split, model=model, method=method, ablation=ablation, samples=samples,
         temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed, limit=limit, grammar=grammar,
-        rating_probs=rating_probs, force_rating=force_rating, n_ctx=n_ctx, base_urls=tuple(base_url),
-        concurrency=concurrency, balance=balance,
-        cache=str(cache) if cache else None,
+        rating_probs=rating_probs, force_rating=force_rating,
+        **engine_fields(n_ctx, base_url, balance, concurrency, cache),
     )
     with generation_progress(progress) as (on_start, on_result):
         metrics = run_predict(cfg, out, on_result=on_result, on_start=on_start)
@@ -172,7 +171,7 @@ def predict(
 @app.command("references")
 @friendly_errors
 def references(
-    data: Path = typer.Option(..., help="Folder written by `recsaver data prepare`."),
+    data: DataOpt,
     split: str = typer.Option("test", help="train | test"),
     model: str = typer.Option("llamacpp/smollm2-135m", help="provider/model writing and verifying explanations."),
     samples: int = typer.Option(4, help="N post-hoc explanations per example."),
@@ -180,14 +179,14 @@ def references(
     max_tokens: int = typer.Option(256, help="Most tokens per explanation."),
     verify: str = typer.Option("exact", help="exact | 1-off | none: which explanations join the pool."),
     leak_pattern: list[str] = typer.Option([], help="Replace the leakage regexes (repeatable)."),
-    seed: int = typer.Option(0, help="Sampling seed."),
-    limit: Optional[int] = typer.Option(None, help="Use only the first N examples."),
+    seed: SeedOpt = 0,
+    limit: LimitOpt = None,
     grammar: bool = typer.Option(False, help="Constrain explanation and verification formats."),
-    n_ctx: int = typer.Option(4096, help="Context window."),
-    base_url: list[str] = typer.Option([], help="OpenAI-compatible server(s) for openai/... (repeatable)."),
-    balance: str = typer.Option("round-robin", help="How openai/... spreads requests over several --base-url "
-                                "servers: round-robin | least-busy."),
-    cache: Optional[Path] = typer.Option(None, help="SQLite generation cache (default ~/.cache/recsaver)."),
+    n_ctx: NCtxOpt = 4096,
+    base_url: BaseUrlOpt = [],
+    balance: BalanceOpt = "round-robin",
+    concurrency: ConcurrencyOpt = 4,
+    cache: CacheOpt = None,
     out: Path = typer.Option(..., help="Folder for references.jsonl, summary.json, run.json."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
@@ -198,8 +197,7 @@ def references(
     cfg = ReferencesConfig(
         data=str(data), split=split, model=model, samples=samples, temperature=temperature, max_tokens=max_tokens,
         verify=verify, leak_patterns=tuple(leak_pattern) or DEFAULT_PATTERNS, seed=seed, limit=limit,
-        grammar=grammar, n_ctx=n_ctx, base_urls=tuple(base_url), balance=balance,
-        cache=str(cache) if cache else None,
+        grammar=grammar, **engine_fields(n_ctx, base_url, balance, concurrency, cache),
     )
     with count_progress(progress, "examples") as update:
         summary = run_references(cfg, out, on_example=update)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import random
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -13,19 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from recsaver.cache import count_generations
+
 pytestmark = pytest.mark.slow
 
 LIMIT = 3
-
-
-def cached_rows(cache: Path) -> int:
-    if not cache.exists():
-        return 0
-    with sqlite3.connect(cache) as con:
-        try:
-            return con.execute("SELECT count(*) FROM generations").fetchone()[0]
-        except sqlite3.OperationalError:  # killed before the schema was written
-            return 0
 
 
 def command(data: Path, out: Path, cache: Path) -> list[str]:
@@ -43,7 +34,7 @@ def test_kill_minus_9_at_random_points(small_beauty: Path, tmp_path: Path) -> No
         time.sleep(rng.uniform(0.5, 6.0))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-        seen.append(cached_rows(cache))
+        seen.append(count_generations(cache))
         assert seen[-1] >= seen[-2], f"a kill lost cached generations: {seen}"
     before_final = seen[-1]
     done = subprocess.run(command(small_beauty, out, cache), capture_output=True, text=True)
@@ -52,7 +43,7 @@ def test_kill_minus_9_at_random_points(small_beauty: Path, tmp_path: Path) -> No
     # Everything generated before the kills is reused, only the rest is generated, each exactly once.
     assert ledger["cache_hits"] == before_final
     assert ledger["cache_misses"] == LIMIT - before_final
-    assert cached_rows(cache) == LIMIT
+    assert count_generations(cache) == LIMIT
     first = (out / "predictions.jsonl").read_bytes()
     again = subprocess.run(command(small_beauty, tmp_path / "again", cache), capture_output=True, text=True)
     assert again.returncode == 0, again.stderr

@@ -8,7 +8,8 @@ from typing import Any, Iterator, Optional
 
 import typer
 
-from .common import err_console, friendly_errors, generation_progress, out_console
+from .common import (BalanceOpt, BaseUrlOpt, CacheOpt, ConcurrencyOpt, DataOpt, LimitOpt, NCtxOpt, SeedOpt, TopPOpt,
+                     engine_fields, err_console, friendly_errors, generation_progress, out_console)
 
 
 def register(app: typer.Typer) -> None:
@@ -22,19 +23,21 @@ def register(app: typer.Typer) -> None:
 
 @friendly_errors
 def distill_sample(
-    data: Path = typer.Option(..., help="Folder written by `recsaver data prepare`."),
+    data: DataOpt,
     split: str = typer.Option("train", help="Split to sample reasoning for (train)."),
     model: str = typer.Option("llamacpp/qwen2.5-0.5b", help="Teacher, provider/model."),
     samples: int = typer.Option(8, help="M reasoning samples per example (Eq. 3)."),
     temperature: float = typer.Option(0.7, help="Sampling temperature T > 0."),
-    top_p: float = typer.Option(1.0, help="Nucleus sampling."),
+    top_p: TopPOpt = 1.0,
     max_tokens: int = typer.Option(350, help="Most tokens per answer."),
-    seed: int = typer.Option(0, help="Sampling seed."),
-    limit: Optional[int] = typer.Option(None, help="Use only the first N examples."),
+    seed: SeedOpt = 0,
+    limit: LimitOpt = None,
     grammar: bool = typer.Option(False, help="Constrain the output format (GBNF / guided decoding)."),
-    n_ctx: int = typer.Option(4096, help="Context window to allocate / assume."),
-    base_url: list[str] = typer.Option([], help="OpenAI-compatible server(s) for openai/... (repeatable)."),
-    cache: Optional[Path] = typer.Option(None, help="SQLite generation cache (default ~/.cache/recsaver)."),
+    n_ctx: NCtxOpt = 4096,
+    base_url: BaseUrlOpt = [],
+    balance: BalanceOpt = "round-robin",
+    concurrency: ConcurrencyOpt = 4,
+    cache: CacheOpt = None,
     out: Path = typer.Option(..., help="Teacher folder (TD): samples.jsonl, examples.jsonl, summary.json, run.json."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
@@ -43,7 +46,7 @@ def distill_sample(
 
     cfg = DistillSampleConfig(data=str(data), split=split, model=model, samples=samples, temperature=temperature,
                               top_p=top_p, max_tokens=max_tokens, seed=seed, limit=limit, grammar=grammar,
-                              n_ctx=n_ctx, base_urls=tuple(base_url), cache=str(cache) if cache else None)
+                              **engine_fields(n_ctx, base_url, balance, concurrency, cache))
     with generation_progress(progress) as (on_start, on_result):
         summary = run_distill_sample(cfg, out, on_result=on_result, on_start=on_start)
     out_console.print(

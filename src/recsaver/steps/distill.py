@@ -25,12 +25,11 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from ..backends import BackendOptions, load_backend
 from ..backends.base import Generation
-from ..cache import CachedBackend, GenerationCache
 from ..data.records import RATINGS, Example, load_examples, read_jsonl, write_json, write_jsonl
 from ..prompts import PromptBuilder, PromptOptions, parse_answer
-from .predict import PredictConfig, build_requests, default_cache_path, ledger, load_split, make_builder, sample_rating
+from .engine import cached_backend
+from .predict import PredictConfig, build_requests, ledger, load_split, make_builder, sample_rating
 from .runs import write_run
 
 FILTERS = ("none", "5-class", "binary", "1-off")
@@ -52,6 +51,7 @@ class DistillSampleConfig:
     n_ctx: int = 4096
     base_urls: tuple[str, ...] = ()
     concurrency: int = 4
+    balance: str = "round-robin"
     cache: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -67,7 +67,8 @@ class DistillSampleConfig:
             data=self.data, split=self.split, model=self.model, method="cot", samples=self.samples,
             temperature=self.temperature, top_p=self.top_p, max_tokens=self.max_tokens, seed=self.seed,
             limit=self.limit, grammar=self.grammar, rating_probs=True, force_rating=True, n_ctx=self.n_ctx,
-            base_urls=self.base_urls, concurrency=self.concurrency, cache=self.cache, extra=self.extra)
+            base_urls=self.base_urls, concurrency=self.concurrency, balance=self.balance, cache=self.cache,
+            extra=self.extra)
 
 
 def passes(filter: str, teacher: int | None, gold: int) -> bool:
@@ -92,19 +93,13 @@ def run_distill_sample(cfg: DistillSampleConfig, out: Path, on_result: ResultHoo
     pcfg = cfg.predict_config()
     examples = load_split(Path(cfg.data), cfg.split, cfg.limit)
     builder = make_builder(pcfg, examples)
-    cache = GenerationCache(Path(cfg.cache) if cfg.cache else default_cache_path())
-    options = BackendOptions(n_ctx=cfg.n_ctx, base_urls=cfg.base_urls, concurrency=cfg.concurrency, extra=cfg.extra)
-    backend = CachedBackend(load_backend(cfg.model, options), cache)
-    try:
+    with cached_backend(cfg) as backend:
         requests, dropped = build_requests(pcfg, builder, examples, backend)
         if on_start:
             on_start(len(requests))
         started = time.perf_counter()
         generations = backend.generate(requests, on_result=on_result)
         wall = time.perf_counter() - started
-    finally:
-        backend.close()
-        cache.close()
 
     # The examples as the teacher saw them: history trimmed by `build_requests` to fit its context.
     fitted = [_fitted(ex, dropped.get(ex.example_id, 0)) for ex in examples]

@@ -84,7 +84,8 @@ def sample_config(runner: "ExperimentRunner", cell: "Cell") -> Any:
     cls = _api("distill").DistillSampleConfig
     given = {"data": str(runner.data_dir(cell.domain)), "split": d.train_split, "model": cell.labels["teacher"],
              "samples": cell.labels["samples"], "cache": runner.cache, "limit": runner.cfg.predict.limit,
-             "n_ctx": runner.cfg.predict.n_ctx, "base_urls": runner.cfg.predict.base_urls}
+             "n_ctx": runner.cfg.predict.n_ctx, "base_urls": runner.cfg.predict.base_urls,
+             "balance": runner.cfg.predict.balance}
     return _config(cls, given, dict(d.sample), "sample")
 
 
@@ -104,7 +105,9 @@ def finetune_config(runner: "ExperimentRunner", cell: "Cell") -> Any:
 def distill_settings(runner: "ExperimentRunner", cell: "Cell") -> dict[str, Any]:
     """Hash inputs of a distillation cell (without paths)."""
     if cell.kind == "distill-sample":
-        return {k: v for k, v in asdict(sample_config(runner, cell)).items() if k not in ("data", "cache")}
+        # balance only picks which server answers; left out so cells hashed before it existed still resume.
+        drop = ("data", "cache", "balance")
+        return {k: v for k, v in asdict(sample_config(runner, cell)).items() if k not in drop}
     if cell.kind == "finetune":
         return {k: v for k, v in asdict(finetune_config(runner, cell)).items() if k not in ("train", "resume")}
     return {}

@@ -7,28 +7,21 @@ nothing and writes identical outputs.
 
 from __future__ import annotations
 
-import os
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from ..backends import BackendOptions, load_backend
 from ..backends.base import Backend, Generation, GenerationRequest, SamplingParams
-from ..cache import CachedBackend, GenerationCache
 from ..data.records import Example, Prediction, load_examples, write_jsonl
 from ..metrics import rating_metrics
 from ..prompts import ABLATIONS, OneShot, ParsedAnswer, PromptBuilder, PromptOptions, choose_one_shot, parse_answer
 from ..prompts.grammar import rating_grammar
+from .engine import cached_backend
 from .runs import write_run
 
 ResultHook = Callable[[int, Generation], None]
-
-
-def default_cache_path() -> Path:
-    home = Path(os.environ.get("RECSAVER_HOME", Path.home() / ".cache" / "recsaver"))
-    return home / "generations.sqlite"
 
 
 @dataclass(frozen=True)
@@ -181,11 +174,7 @@ def run_predict(cfg: PredictConfig, out: Path, on_result: ResultHook | None = No
     out = Path(out)
     examples = load_split(Path(cfg.data), cfg.split, cfg.limit)
     builder = make_builder(cfg, examples)
-    cache = GenerationCache(Path(cfg.cache) if cfg.cache else default_cache_path())
-    options = BackendOptions(n_ctx=cfg.n_ctx, base_urls=cfg.base_urls, concurrency=cfg.concurrency,
-                             balance=cfg.balance, extra=cfg.extra)
-    backend = CachedBackend(load_backend(cfg.model, options), cache)
-    try:
+    with cached_backend(cfg) as backend:
         requests, dropped = build_requests(cfg, builder, examples, backend)
         if on_start:
             on_start(len(requests))
@@ -193,9 +182,6 @@ def run_predict(cfg: PredictConfig, out: Path, on_result: ResultHook | None = No
         generations = backend.generate(requests, on_result=on_result)
         wall = time.perf_counter() - started
         failures = [(r.tag, g.error) for r, g in zip(requests, generations) if not g.ok]
-    finally:
-        backend.close()
-        cache.close()
 
     predictions, format_ok = [], 0
     for k, ex in enumerate(examples):

@@ -17,14 +17,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from ..backends import BackendOptions, load_backend
 from ..backends.base import Generation, GenerationRequest, SamplingParams
-from ..cache import CachedBackend, GenerationCache
 from ..data.records import Example, RATINGS, write_json, write_jsonl
 from ..prompts import PromptBuilder, PromptOptions, explanation_grammar, parse_answer, parse_explanation
 from ..prompts.grammar import rating_grammar
 from ..prompts.leakage import DEFAULT_PATTERNS, Scrubber
-from .predict import default_cache_path, ledger, load_split
+from .engine import cached_backend
+from .predict import ledger, load_split
 from .runs import write_run
 
 VERIFY_RULES = ("exact", "1-off", "none")
@@ -162,21 +161,14 @@ def run_references(cfg: ReferencesConfig, out: Path,
     out = Path(out)
     examples = load_split(Path(cfg.data), cfg.split, cfg.limit)
     builder = PromptBuilder(examples[0].domain, PromptOptions(method="cot"))
-    cache = GenerationCache(Path(cfg.cache) if cfg.cache else default_cache_path())
-    options = BackendOptions(n_ctx=cfg.n_ctx, base_urls=cfg.base_urls, concurrency=cfg.concurrency,
-                             balance=cfg.balance, extra=cfg.extra)
-    backend = CachedBackend(load_backend(cfg.model, options), cache)
-    generator = ReferenceGenerator(cfg, backend, builder)
-    started = time.perf_counter()
     rows = []
-    try:
+    with cached_backend(cfg) as backend:
+        generator = ReferenceGenerator(cfg, backend, builder)
+        started = time.perf_counter()
         for k, ex in enumerate(examples):
             rows.append(generator.run_example(ex))
             if on_example:
                 on_example(k + 1, len(examples))
-    finally:
-        backend.close()
-        cache.close()
     wall = time.perf_counter() - started
     write_jsonl(out / "references.jsonl", rows)
     summary = summarize(rows, cfg.verify)
