@@ -108,7 +108,8 @@ def main() -> None:
     ap.add_argument("--refs", type=int, default=8, help="references per candidate")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-naive", action="store_true", help="skip bert_score.score baseline")
-    ap.add_argument("--json", type=Path, default=None, help="also write the results here")
+    ap.add_argument("--json", type=Path, default=REPO / "benchmarks" / "results" / "text_metrics.json",
+                    help="also write the results here")
     args = ap.parse_args()
 
     import torch

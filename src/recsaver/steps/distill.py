@@ -21,14 +21,14 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
 from ..backends.base import Generation
 from ..data.records import RATINGS, Example, load_examples, read_jsonl, write_json, write_jsonl
 from ..prompts import PromptBuilder, PromptOptions, parse_answer
-from .engine import cached_backend
+from .engine import EngineFields, cached_backend
 from .predict import PredictConfig, build_requests, ledger, load_split, make_builder, sample_rating
 from .runs import write_run
 
@@ -37,23 +37,13 @@ ResultHook = Callable[[int, Generation], None]
 
 
 @dataclass(frozen=True)
-class DistillSampleConfig:
+class DistillSampleConfig(EngineFields):
     data: str
     split: str = "train"
     model: str = "llamacpp/qwen2.5-0.5b"
     samples: int = 8
     temperature: float = 0.7
-    top_p: float = 1.0
     max_tokens: int = 350
-    seed: int = 0
-    limit: int | None = None
-    grammar: bool = False
-    n_ctx: int = 4096
-    base_urls: tuple[str, ...] = ()
-    concurrency: int = 4
-    balance: str = "round-robin"
-    cache: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.samples < 1:
@@ -65,10 +55,8 @@ class DistillSampleConfig:
         """The CoT prediction these samples are: one request builder for teacher and predict."""
         return PredictConfig(
             data=self.data, split=self.split, model=self.model, method="cot", samples=self.samples,
-            temperature=self.temperature, top_p=self.top_p, max_tokens=self.max_tokens, seed=self.seed,
-            limit=self.limit, grammar=self.grammar, rating_probs=True, force_rating=True, n_ctx=self.n_ctx,
-            base_urls=self.base_urls, concurrency=self.concurrency, balance=self.balance, cache=self.cache,
-            extra=self.extra)
+            temperature=self.temperature, max_tokens=self.max_tokens, rating_probs=True, force_rating=True,
+            **self.engine_values())
 
 
 def passes(filter: str, teacher: int | None, gold: int) -> bool:

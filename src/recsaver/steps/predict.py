@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -18,14 +18,14 @@ from ..data.records import Example, Prediction, load_examples, write_jsonl
 from ..metrics import rating_metrics
 from ..prompts import ABLATIONS, OneShot, ParsedAnswer, PromptBuilder, PromptOptions, choose_one_shot, parse_answer
 from ..prompts.grammar import rating_grammar
-from .engine import cached_backend
+from .engine import EngineFields, cached_backend
 from .runs import write_run
 
 ResultHook = Callable[[int, Generation], None]
 
 
 @dataclass(frozen=True)
-class PredictConfig:
+class PredictConfig(EngineFields):
     data: str
     split: str = "test"
     model: str = "llamacpp/smollm2-135m"
@@ -33,20 +33,10 @@ class PredictConfig:
     ablation: str = "none"
     samples: int = 1
     temperature: float = 0.0
-    top_p: float = 1.0
     max_tokens: int = 350
-    seed: int = 0
-    limit: int | None = None
-    grammar: bool = False
     rating_probs: bool = True
     force_rating: bool = True
-    n_ctx: int = 4096
-    base_urls: tuple[str, ...] = ()
-    concurrency: int = 4
-    balance: str = "round-robin"
-    cache: str | None = None
     one_shot_reasoning: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.method not in ("cot", "direct"):

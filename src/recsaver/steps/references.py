@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter, defaultdict
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -22,7 +22,7 @@ from ..data.records import Example, RATINGS, write_json, write_jsonl
 from ..prompts import PromptBuilder, PromptOptions, explanation_grammar, parse_answer, parse_explanation
 from ..prompts.grammar import rating_grammar
 from ..prompts.leakage import DEFAULT_PATTERNS, Scrubber
-from .engine import cached_backend
+from .engine import EngineFields, cached_backend
 from .predict import ledger, load_split
 from .runs import write_run
 
@@ -30,25 +30,15 @@ VERIFY_RULES = ("exact", "1-off", "none")
 
 
 @dataclass(frozen=True)
-class ReferencesConfig:
+class ReferencesConfig(EngineFields):
     data: str
     split: str = "test"
     model: str = "llamacpp/smollm2-135m"
     samples: int = 4
     temperature: float = 0.7
-    top_p: float = 1.0
     max_tokens: int = 256
     verify: str = "exact"
-    seed: int = 0
-    limit: int | None = None
-    grammar: bool = False
     leak_patterns: tuple[str, ...] = DEFAULT_PATTERNS
-    n_ctx: int = 4096
-    base_urls: tuple[str, ...] = ()
-    concurrency: int = 4
-    balance: str = "round-robin"
-    cache: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.verify not in VERIFY_RULES:

@@ -53,6 +53,12 @@ class ReadReport:
         if len(self.first_skips) < 20:
             self.first_skips.append(str(err))
 
+    def skip_or_raise(self, err: BadInputError, on_bad_line: str) -> None:
+        """`--on-bad-line error` stops at the first bad line (the error names file, line and field)."""
+        if on_bad_line == "error":
+            raise err
+        self.skip(err)
+
 
 class _HashingReader(io.RawIOBase):
     """Wraps the raw file so sha256 and progress come from the one read pass."""

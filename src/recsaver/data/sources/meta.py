@@ -97,9 +97,7 @@ def read_meta(
             rec = parse_record(raw, path, lineno)
             item_id = _ident(rec.get(key), path, lineno, key)
         except BadInputError as err:
-            if on_bad_line == "error":
-                raise
-            report.skip(err)
+            report.skip_or_raise(err, on_bad_line)
             continue
         report.records += 1
         if wanted is None or item_id in wanted:

@@ -58,9 +58,7 @@ def _review_rows(
                 _opt_text(rec.get(text_f), path, lineno, text_f),
             )
         except BadInputError as err:
-            if on_bad_line == "error":
-                raise
-            report.skip(err)
+            report.skip_or_raise(err, on_bad_line)
             continue
         report.records += 1
         yield row
