@@ -12,15 +12,12 @@
 # items kept per example, 3), TEACHER_TOKENS (64), STUDENT_TOKENS (80), LR (3e-4), RANK (8),
 # THREADS (torch threads, 2), CACHE (SQLite generation cache).
 #
-# Time on 2 quiet cores, from the speeds in shared/design/MODELS.md (prompts of ~600 tokens with
-# 3 history items and short fields; 1-off keeps ~55% of the samples):
-#   teacher    100 ex x (600 prompt tok / 85 tok/s + 2 x 64 tok / 30 tok/s)  ~ 19 min
-#   students   ~110 reasoning rows x 3.5 s + 100 rating rows x 3 s            ~ 11.5 min
-#   evaluation 30 ex x ~8 s (reasoning, transformers) + 30 x ~1.5 s (rating)  ~ 4.5 min
-#   baseline   SmolLM2 zero-shot (llama.cpp), direct                          ~ 1.5 min
-#   loads, GGUF -> transformers conversion (once)                            ~ 2 min
-#   total                                                                     ~ 38 min
-# 200 train examples would take about 60 minutes (teacher ~38 min, students ~23 min).
+# Measured on 2 quiet cores (TRAIN=200 TEST=30, HISTORY=4: ~750-token prompts; docs/results.md):
+#   teacher    200 ex x ~21 s (prompt at ~85 tok/s, then 2 x 64 tokens at ~10 tok/s)   55 min
+#   students   191 reasoning rows x 7.6 s + 200 rating rows x 6.7 s                     46 min
+#   evaluation 30 ex: reasoning (transformers, 80 tokens), rating-only, untuned SmolLM2   9 min
+#   total                                                                              110 min
+# Time grows linearly with TRAIN (TRAIN=40: about 25 min).
 # Every model call is cached and every training run checkpoints: rerun the same command after
 # a crash and finished work is reused.
 set -euo pipefail
