@@ -19,7 +19,6 @@ none keeps all; 5-class keeps t == g; binary keeps (t > 3) == (g > 3); 1-off kee
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -28,8 +27,8 @@ from typing import Any, Callable
 from ..backends.base import Generation
 from ..data.records import RATINGS, Example, load_examples, read_jsonl, write_json, write_jsonl
 from ..prompts import PromptBuilder, PromptOptions, parse_answer
-from .engine import EngineFields, cached_backend
-from .predict import PredictConfig, build_requests, ledger, load_split, make_builder, sample_rating
+from .engine import EngineFields
+from .predict import PredictConfig, generate_split, sample_rating
 from .runs import write_run
 
 FILTERS = ("none", "5-class", "binary", "1-off")
@@ -78,22 +77,14 @@ def run_distill_sample(cfg: DistillSampleConfig, out: Path, on_result: ResultHoo
                        on_start: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Write TD/samples.jsonl, TD/examples.jsonl, TD/summary.json, TD/run.json; return the summary."""
     out = Path(out)
-    pcfg = cfg.predict_config()
-    examples = load_split(Path(cfg.data), cfg.split, cfg.limit)
-    builder = make_builder(pcfg, examples)
-    with cached_backend(cfg) as backend:
-        requests, dropped = build_requests(pcfg, builder, examples, backend)
-        if on_start:
-            on_start(len(requests))
-        started = time.perf_counter()
-        generations = backend.generate(requests, on_result=on_result)
-        wall = time.perf_counter() - started
+    run = generate_split(cfg.predict_config(), on_result, on_start)
+    examples, dropped = run.examples, run.dropped
 
     # The examples as the teacher saw them: history trimmed by `build_requests` to fit its context.
     fitted = [_fitted(ex, dropped.get(ex.example_id, 0)) for ex in examples]
     by_id = {ex.example_id: ex for ex in fitted}
     rows = []
-    for request, generation in zip(requests, generations):
+    for request, generation in zip(run.requests, run.generations):
         ex = by_id[request.tag]
         parsed = parse_answer(generation.text, "cot")
         rating, source = sample_rating(parsed, generation, force=True)
@@ -109,8 +100,8 @@ def run_distill_sample(cfg: DistillSampleConfig, out: Path, on_result: ResultHoo
     write_json(out / "summary.json", summary)
     write_run(out, step="distill-sample", config={**asdict(cfg), "base_urls": list(cfg.base_urls)},
               data_file=Path(cfg.data) / f"{cfg.split}.jsonl", extra={
-                  "model_id": backend.model_id, "domain": examples[0].domain,
-                  "ledger": ledger(generations, wall, backend.stats.hits, backend.stats.misses),
+                  "model_id": run.model_id, "domain": examples[0].domain,
+                  "ledger": run.ledger,
                   "history_items_dropped_to_fit": dropped,
               })
     return summary

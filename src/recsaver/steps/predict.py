@@ -158,10 +158,25 @@ def ledger(generations: Sequence[Generation], wall_s: float, hits: int, misses: 
     }
 
 
-def run_predict(cfg: PredictConfig, out: Path, on_result: ResultHook | None = None,
-                on_start: Callable[[int], None] | None = None) -> dict[str, Any]:
-    """Write RUN/predictions.jsonl, RUN/metrics.json, RUN/run.json; return the metrics."""
-    out = Path(out)
+@dataclass(frozen=True)
+class Generated:
+    """One split asked of one model: what `run_predict` and the teacher sampling both build on."""
+
+    examples: list[Example]
+    requests: list[GenerationRequest]
+    generations: list[Generation]
+    dropped: dict[str, int]  # example_id -> oldest history items dropped to fit the context
+    model_id: str
+    ledger: dict[str, Any]
+
+    @property
+    def failures(self) -> list[tuple[str | None, str | None]]:
+        return [(r.tag, g.error) for r, g in zip(self.requests, self.generations) if not g.ok]
+
+
+def generate_split(cfg: PredictConfig, on_result: ResultHook | None = None,
+                   on_start: Callable[[int], None] | None = None) -> Generated:
+    """Load the split, build one request per example and sample, and answer them through the cache."""
     examples = load_split(Path(cfg.data), cfg.split, cfg.limit)
     builder = make_builder(cfg, examples)
     with cached_backend(cfg) as backend:
@@ -171,7 +186,16 @@ def run_predict(cfg: PredictConfig, out: Path, on_result: ResultHook | None = No
         started = time.perf_counter()
         generations = backend.generate(requests, on_result=on_result)
         wall = time.perf_counter() - started
-        failures = [(r.tag, g.error) for r, g in zip(requests, generations) if not g.ok]
+    return Generated(examples, requests, generations, dropped, backend.model_id,
+                     ledger(generations, wall, backend.stats.hits, backend.stats.misses))
+
+
+def run_predict(cfg: PredictConfig, out: Path, on_result: ResultHook | None = None,
+                on_start: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """Write RUN/predictions.jsonl, RUN/metrics.json, RUN/run.json; return the metrics."""
+    out = Path(out)
+    run = generate_split(cfg, on_result, on_start)
+    examples, requests, generations = run.examples, run.requests, run.generations
 
     predictions, format_ok = [], 0
     for k, ex in enumerate(examples):
@@ -189,9 +213,9 @@ def run_predict(cfg: PredictConfig, out: Path, on_result: ResultHook | None = No
     metrics["forced_rating_share"] = sum(p.rating_source == "forced" for p in predictions) / len(predictions)
     write_run(out, step="predict", config={**asdict(cfg), "base_urls": list(cfg.base_urls)},
               data_file=Path(cfg.data) / f"{cfg.split}.jsonl", metrics=metrics, extra={
-                  "model_id": backend.model_id,
-                  "ledger": ledger(generations, wall, backend.stats.hits, backend.stats.misses),
-                  "history_items_dropped_to_fit": dropped,
-                  "failures": failures[:50],
+                  "model_id": run.model_id,
+                  "ledger": run.ledger,
+                  "history_items_dropped_to_fit": run.dropped,
+                  "failures": run.failures[:50],
               })
     return metrics
