@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from recsaver.data.records import read_jsonl
 from tests.report.smoke import SMOKE, invoke
 
 GRID = ["--no-progress", "--set", "tables=[table4,table5]", "--set", "methods=[]", "--set", "baseline=false",
@@ -32,13 +33,13 @@ def test_distillation_grid_trains_students_and_renders_tables_4_and_5(tmp_path: 
     assert kinds == ["data", "distill-sample", "sft", "finetune", "predict", "sft", "finetune", "predict"], kinds
     assert all(c["status"] == "ran" for c in record["cells"]), result.output
 
-    teacher = [json.loads(line) for line in (folder / "beauty/distill/teacher-m1/samples.jsonl").open()]
+    teacher = list(read_jsonl(folder / "beauty/distill/teacher-m1/samples.jsonl"))
     assert len(teacher) == 2 and all(1 <= s["teacher_rating"] <= 5 for s in teacher), teacher
     for target in ("reason", "rating"):
         tune = folder / f"beauty/distill/smollm2-135m-m1-none-{target}"
-        log = [json.loads(line) for line in (tune / "train_log.jsonl").open()]
+        log = list(read_jsonl(tune / "train_log.jsonl"))
         assert [r["step"] for r in log] == [1, 2], log
-        predictions = [json.loads(line) for line in (tune / "predict" / "predictions.jsonl").open()]
+        predictions = list(read_jsonl(tune / "predict" / "predictions.jsonl"))
         assert len(predictions) == 2
         for p in predictions:  # every student answer carries a distribution over the five ratings
             assert p["probs"] and sum(p["probs"]) == pytest.approx(1.0, abs=1e-3), p
