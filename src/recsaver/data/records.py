@@ -140,10 +140,20 @@ class Prediction:
     # "parsed" from the answer text, "forced" from P(1..5) after an appended rating header
     # (the answer ran out of tokens or broke the format), None when there is no rating.
     rating_source: str | None = None
+    # "failed": a model call for this example failed after its retries (`error` says why). Such a
+    # prediction is no answer at all: metrics leave it out and count it; a rerun retries it.
+    status: str = "ok"
+    error: str | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.status == "failed"
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "example_id": self.example_id,
+            "status": self.status,
+            "error": self.error,
             "rating_true": self.rating_true,
             "rating_pred": self.rating_pred,
             "probs": list(self.probs) if self.probs is not None else None,
@@ -163,6 +173,8 @@ class Prediction:
             reasoning=d.get("reasoning"),
             raw=d.get("raw"),
             rating_source=d.get("rating_source"),
+            status=d.get("status") or "ok",
+            error=d.get("error"),
         )
 
 

@@ -19,6 +19,10 @@ the largest absolute error.  Its probabilities (whatever the record holds) are r
 by a one-hot vector on that worst rating.  ``n_unparsed`` / ``unparsed_share`` report
 how many predictions went through this rule.
 
+Failed predictions (``status == "failed"``: the model call itself errored, e.g. a dead
+server) are not answers, so they are not scored at all: they are left out and counted in
+``n_failed``.  A run with failures is incomplete; its metrics describe the answered part.
+
 Scores for the AUCs:
 
 * A prediction with ``probs`` (P(1)..P(5)) uses them: the binary score is P(4)+P(5)
@@ -371,7 +375,13 @@ def rating_metrics(
         raise ValueError(f"n_resamples must be a non-negative integer, got {n_resamples!r}")
     if not 0.0 < ci < 1.0:
         raise ValueError(f"ci must be in (0, 1), got {ci!r}")
-    y_true, y_pred, probs, n_unparsed = substitute(predictions)
+    predictions = list(predictions)
+    answered = [p for p in predictions if not p.failed]
+    n_failed = len(predictions) - len(answered)
+    if predictions and not answered:
+        raise ValueError(f"all {n_failed} predictions failed (their model calls errored): there is nothing to "
+                         "score; see each prediction's 'error' and rerun once the engine works")
+    y_true, y_pred, probs, n_unparsed = substitute(answered)
     n = len(y_true)
     points = point_metrics(y_true, y_pred, probs)
     cis = bootstrap_ci(y_true, y_pred, probs, n_resamples=int(n_resamples), seed=seed, ci=ci)
@@ -389,6 +399,7 @@ def rating_metrics(
         "n": n,
         "n_unparsed": n_unparsed,
         "unparsed_share": n_unparsed / n,
+        "n_failed": n_failed,
         "metrics": metrics,
         "config": {
             "sklearn_version": sklearn.__version__,

@@ -41,12 +41,15 @@ MIN_BOOTSTRAP_PAIRS = 10
 
 
 def pair_predictions(a: Sequence[Prediction], b: Sequence[Prediction]) -> tuple[list[Prediction], list[Prediction]]:
-    """The predictions of both methods on the examples they share, in the same order."""
+    """The predictions of both methods on the examples they share, in the same order.
+
+    An example whose call failed in either run is no pair: it is left out of both sides.
+    """
     by_id = {p.example_id: p for p in b}
     left, right = [], []
     for p in a:
         q = by_id.get(p.example_id)
-        if q is None:
+        if q is None or p.failed or q.failed:
             continue
         if q.rating_true != p.rating_true:
             raise ValueError(f"example {p.example_id}: gold rating {p.rating_true} in one run, {q.rating_true} "

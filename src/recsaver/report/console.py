@@ -9,8 +9,10 @@ from rich.table import Table
 
 def metrics_table(result: dict[str, Any], title: str) -> Table:
     """A rating-metrics result (from `rating_metrics`) as a table with CIs and directions."""
+    failed = result.get("n_failed") or 0
     table = Table(title=title, caption=f"n={result['n']}  unparsed={result['n_unparsed']} "
-                                       f"({result['unparsed_share']:.1%})")
+                                       f"({result['unparsed_share']:.1%})"
+                                       + (f"  failed={failed} (left out: their calls errored)" if failed else ""))
     for col in ("metric", "value", "95% CI", "better"):
         table.add_column(col)
     for name, m in result["metrics"].items():

@@ -91,7 +91,8 @@ def run_distill_sample(cfg: DistillSampleConfig, out: Path, on_result: ResultHoo
         rows.append({
             "example_id": ex.example_id, "sample": request.sample_index, "rating_true": ex.rating,
             "teacher_rating": rating, "rating_source": source, "reasoning": parsed.reasoning,
-            "format_ok": parsed.format_ok, "raw": generation.text, "error": generation.error,
+            "format_ok": parsed.format_ok, "raw": generation.text,
+            "status": "ok" if generation.ok else "failed", "error": generation.error,
             "probs": list(generation.rating_probs) if generation.rating_probs is not None else None,
         })
     write_jsonl(out / "examples.jsonl", (ex.to_dict() for ex in fitted))
@@ -99,7 +100,8 @@ def run_distill_sample(cfg: DistillSampleConfig, out: Path, on_result: ResultHoo
     summary = _sample_summary(rows, fitted)
     write_json(out / "summary.json", summary)
     write_run(out, step="distill-sample", config={**asdict(cfg), "base_urls": list(cfg.base_urls)},
-              data_file=Path(cfg.data) / f"{cfg.split}.jsonl", extra={
+              data_file=Path(cfg.data) / f"{cfg.split}.jsonl", failures=run.failures, requests=len(run.requests),
+              extra={
                   "model_id": run.model_id, "domain": examples[0].domain,
                   "ledger": run.ledger,
                   "history_items_dropped_to_fit": dropped,
@@ -107,16 +109,23 @@ def run_distill_sample(cfg: DistillSampleConfig, out: Path, on_result: ResultHoo
     return summary
 
 
+def _failed(row: dict[str, Any]) -> bool:
+    """A sample row whose teacher call failed (rows written before `status` existed: an error and no text)."""
+    return row.get("status") == "failed" or (row.get("error") is not None and row.get("raw") is None)
+
+
 def _fitted(example: Example, n_dropped: int) -> Example:
     return replace(example, history=example.history[n_dropped:]) if n_dropped else example
 
 
 def _sample_summary(rows: list[dict[str, Any]], examples: list[Example]) -> dict[str, Any]:
+    failed = sum(_failed(r) for r in rows)
+    rows = [r for r in rows if not _failed(r)]  # a failed call is no sample: counted, never kept
     n = len(rows)
     rated = [r for r in rows if r["teacher_rating"] is not None]
     return {
         "examples": len(examples), "samples": n,
-        "failed": sum(r["error"] is not None for r in rows),
+        "failed": failed,
         "format_ok_share": sum(r["format_ok"] for r in rows) / n if n else 0.0,
         "with_reasoning": sum(bool(r["reasoning"]) for r in rows),
         "rating_source": dict(Counter(r["rating_source"] or "none" for r in rows)),
@@ -172,6 +181,9 @@ def build_sft(teacher: Path, filter: str, out: Path, rating_only: bool = False) 
     dropped: Counter[str] = Counter()
     usable: list[dict[str, Any]] = []
     for row in rows:
+        if _failed(row):
+            dropped["failed_call"] += 1
+            continue
         reasoning = (row["reasoning"] or "").strip()
         if not reasoning:
             dropped["no_reasoning"] += 1

@@ -128,6 +128,7 @@ class ExperimentRunner:
         for k, cell in enumerate(cells, 1):
             digest = self.cell_hash(cell)
             status = "skipped" if self.is_done(cell, digest) else "ran"
+            ran = status == "ran"
             if self.hooks.on_cell:
                 self.hooks.on_cell(k, len(cells), cell, status)
             started = time.perf_counter()
@@ -137,6 +138,8 @@ class ExperimentRunner:
                     "name": cell.name, "kind": cell.kind, "domain": cell.domain, "labels": cell.labels,
                     "hash": digest, "seconds": round(time.perf_counter() - started, 3),
                     "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "result": result})
+            if ran and self.incomplete(cell):
+                status = "incomplete"  # failed model calls: not done, rerun next time (retrying only those)
             # Cells that read prepared data depend on its content: touching a dump reruns the data cell
             # but, when the examples come out the same, nothing downstream.
             self.hashes[cell.name] = self.content_hash(cell) if cell.kind == "data" else digest
@@ -156,7 +159,13 @@ class ExperimentRunner:
             stored = orjson.loads(marker.read_bytes())
         except orjson.JSONDecodeError:
             return False
-        return stored.get("hash") == digest and all((folder / f).exists() for f in OUTPUTS.get(cell.kind, ()))
+        return (stored.get("hash") == digest and all((folder / f).exists() for f in OUTPUTS.get(cell.kind, ()))
+                and not self.incomplete(cell))
+
+    def incomplete(self, cell: Cell) -> bool:
+        """Whether the cell's run.json says some of its model calls failed (steps/runs.py)."""
+        run = self.path(cell.name) / "run.json"
+        return run.exists() and orjson.loads(run.read_bytes()).get("status") == "incomplete"
 
     def cell_hash(self, cell: Cell) -> str:
         """What determines the outputs: kind, step settings, the data's identity and the deps' hashes."""
@@ -302,6 +311,11 @@ class ExperimentRunner:
                            n_resamples=self.cfg.score.resamples, seed=self.cfg.score.seed, scorer=self.scorer())
         return {"n_scored": result["overall"]["n_scored"],
                 "means": {m: v["mean"] for m, v in result["overall"]["metrics"].items()}}
+
+
+def incomplete_cells(record: dict[str, Any]) -> list[str]:
+    """Names of the cells of an experiment record whose runs had failed model calls."""
+    return [c["name"] for c in record["cells"] if c["status"] == "incomplete"]
 
 
 def _values(metrics: dict[str, Any]) -> dict[str, float]:

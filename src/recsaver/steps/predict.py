@@ -19,7 +19,7 @@ from ..metrics import rating_metrics
 from ..prompts import ABLATIONS, OneShot, ParsedAnswer, PromptBuilder, PromptOptions, choose_one_shot, parse_answer
 from ..prompts.grammar import rating_grammar
 from .engine import EngineFields, cached_backend
-from .runs import write_run
+from .runs import no_metrics, write_run
 
 ResultHook = Callable[[int, Generation], None]
 
@@ -136,6 +136,10 @@ def aggregate(example: Example, parsed: list[ParsedAnswer], generations: list[Ge
     probs_list = [g.rating_probs for g in generations if g.rating_probs is not None]
     probs = tuple(sum(col) / len(probs_list) for col in zip(*probs_list)) if probs_list else None
     first = parsed[0]
+    errors = [g.error or "no text" for g in generations if not g.ok]
+    if errors:  # a call that failed is no answer: never scored as one (see metrics.rating)
+        return Prediction(example_id=example.example_id, rating_true=example.rating, rating_pred=None,
+                          status="failed", error=errors[0])
     return Prediction(
         example_id=example.example_id, rating_true=example.rating, rating_pred=rating, probs=probs,
         reasoning=first.reasoning, raw=generations[0].text if generations[0].text is not None else None,
@@ -204,18 +208,23 @@ def run_predict(cfg: PredictConfig, out: Path, on_result: ResultHook | None = No
         format_ok += sum(p.format_ok for p in parsed)
         predictions.append(aggregate(ex, parsed, gens, cfg.force_rating))
     write_jsonl(out / "predictions.jsonl", (p.to_dict() for p in predictions))
+    answered = [p for p in predictions if not p.failed]
     if cfg.samples > 1:
         write_jsonl(out / "samples.jsonl", (
             {"example_id": r.tag, "sample_index": r.sample_index, **g.to_dict()}
             for r, g in zip(requests, generations)))
-    metrics = rating_metrics(predictions)
-    metrics["format_ok_share"] = format_ok / len(generations)
-    metrics["forced_rating_share"] = sum(p.rating_source == "forced" for p in predictions) / len(predictions)
+    if answered:
+        metrics = rating_metrics(predictions)
+        metrics["format_ok_share"] = format_ok / len(generations)
+        metrics["forced_rating_share"] = sum(p.rating_source == "forced" for p in answered) / len(answered)
+    else:  # nothing to score: no metrics.json at all rather than numbers made of failures
+        metrics = no_metrics(len(predictions))
+        (out / "metrics.json").unlink(missing_ok=True)
     write_run(out, step="predict", config={**asdict(cfg), "base_urls": list(cfg.base_urls)},
-              data_file=Path(cfg.data) / f"{cfg.split}.jsonl", metrics=metrics, extra={
+              data_file=Path(cfg.data) / f"{cfg.split}.jsonl", metrics=metrics if answered else None,
+              failures=run.failures, requests=len(requests), extra={
                   "model_id": run.model_id,
                   "ledger": run.ledger,
                   "history_items_dropped_to_fit": run.dropped,
-                  "failures": run.failures[:50],
               })
     return metrics

@@ -67,6 +67,7 @@ class ReferenceGenerator:
         self.explain_grammar = explanation_grammar(8, None) if cfg.grammar else None
         self.verify_grammar = rating_grammar("direct") if cfg.grammar else None
         self.all_generations: list[Generation] = []
+        self.failures: list[tuple[str | None, str | None]] = []  # (example id, error) of each failed call
 
     def _fit(self, example: Example, render: Callable[[Example], str], reserve: int) -> Example:
         def count(text: str) -> int:
@@ -105,14 +106,21 @@ class ReferenceGenerator:
         self.all_generations.extend(verifications)
         for c in candidates:
             c["verify_rating"], c["kept"] = None, False
+            c["status"] = "failed" if c["error"] else "ok"
         for i, v in zip(todo, verifications):
-            rating = parse_answer(v.text, "direct").rating if v.ok else None
+            if not v.ok:  # a verifier that did not answer has not rejected anything: failed, not "not kept"
+                candidates[i]["status"], candidates[i]["error"] = "failed", v.error or "no text"
+                continue
+            rating = parse_answer(v.text, "direct").rating
             candidates[i]["verify_rating"] = rating
             candidates[i]["kept"] = kept(self.cfg.verify, rating, example.rating)
+        failed = [c["error"] for c in candidates if c["status"] == "failed"]
+        self.failures.extend((example.example_id, e) for e in failed)
         return {
             "example_id": example.example_id,
             "rating": example.rating,
             "references": [c["scrubbed_text"] for c in candidates if c["kept"]],
+            "failed_calls": len(failed),  # > 0: this pool is incomplete; a rerun retries those calls
             "candidates": candidates,
         }
 
@@ -121,9 +129,13 @@ def summarize(rows: Sequence[dict[str, Any]], verify: str) -> dict[str, Any]:
     n = len(rows)
     per_label: dict[str, Counter] = defaultdict(Counter)
     scrubbed_sentences = candidates_scrubbed = emptied = 0
+    failed = 0
     for row in rows:
         label = str(row["rating"])
         for c in row["candidates"]:
+            if c.get("status") == "failed":  # no verdict either way: not in the pass rates
+                failed += 1
+                continue
             per_label[label]["candidates"] += 1
             per_label[label]["kept"] += int(c["kept"])
             scrubbed_sentences += len(c["removed_sentences"])
@@ -133,6 +145,7 @@ def summarize(rows: Sequence[dict[str, Any]], verify: str) -> dict[str, Any]:
     return {
         "examples": n,
         "verify": verify,
+        "failed_candidates": failed,
         "coverage": sum(1 for s in sizes if s) / n if n else 0.0,
         "mean_pool_size": sum(sizes) / n if n else 0.0,
         "pool_size_histogram": {str(k): v for k, v in sorted(Counter(sizes).items())},
@@ -165,7 +178,8 @@ def run_references(cfg: ReferencesConfig, out: Path,
     write_json(out / "summary.json", summary)
     write_run(out, step="references", config={**asdict(cfg), "base_urls": list(cfg.base_urls),
                                                "leak_patterns": list(cfg.leak_patterns)},
-              data_file=Path(cfg.data) / f"{cfg.split}.jsonl", extra={
+              data_file=Path(cfg.data) / f"{cfg.split}.jsonl", failures=generator.failures,
+              requests=len(generator.all_generations), extra={
                   "model_id": backend.model_id,
                   "ledger": ledger(generator.all_generations, wall, backend.stats.hits, backend.stats.misses),
                   "summary": summary,

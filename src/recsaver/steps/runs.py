@@ -1,4 +1,10 @@
-"""What every run writes beside its results: the resolved config, versions, data fingerprint."""
+"""What every run writes beside its results: the resolved config, versions, data fingerprint, status.
+
+A run whose model calls all succeeded is `complete`. One with failed calls (after their retries) is
+`incomplete`: run.json says so with the count and the errors, the command exits with
+`EXIT_INCOMPLETE`, an experiment does not count the cell as done, and a rerun retries only the
+failed calls (successes are in the generation cache; failures never are).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,8 @@ import sys
 import time
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from collections import Counter
+from typing import Any, Sequence
 
 from .. import __version__
 from ..data.records import write_json
@@ -26,6 +33,26 @@ def versions() -> dict[str, str]:
     return found
 
 
+EXIT_INCOMPLETE = 3  # exit code of a command whose run has failed model calls (README: exit codes)
+
+
+def no_metrics(n_failed: int) -> dict[str, Any]:
+    """What a step returns in place of metrics when every call failed: counts, no numbers."""
+    return {"n": 0, "n_failed": n_failed, "n_unparsed": 0, "unparsed_share": 0.0, "metrics": {}}
+
+
+def run_status(failures: Sequence[tuple[str | None, str | None]], requests: int) -> dict[str, Any]:
+    """run.json's status block from the (tag, error) of each failed call."""
+    errors = Counter(str(e or "no text") for _, e in failures)
+    return {
+        "status": "incomplete" if failures else "complete",
+        "failed_calls": len(failures),
+        "requests": requests,
+        "errors": dict(errors.most_common(10)),
+        "failures": [{"tag": t, "error": e} for t, e in failures[:50]],
+    }
+
+
 def write_run(
     out: Path,
     *,
@@ -33,6 +60,8 @@ def write_run(
     config: dict[str, Any],
     data_file: Path | None = None,
     metrics: dict[str, Any] | None = None,
+    failures: Sequence[tuple[str | None, str | None]] = (),
+    requests: int = 0,
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write RUN/metrics.json (when given) and RUN/run.json."""
@@ -41,6 +70,7 @@ def write_run(
         write_json(out / "metrics.json", metrics)
     run = {
         "step": step,
+        **run_status(failures, requests),
         "config": config,
         "data": None if data_file is None else {"path": str(data_file), "sha256": file_sha256(data_file)},
         "versions": versions(),
