@@ -53,7 +53,8 @@ def test_truncated_gzip_in_skip_mode_keeps_what_was_read() -> None:
     assert report.skipped["record: truncated"] == 1
 
 
-@pytest.mark.parametrize("name", ["rating_nan.jsonl", "non_utf8.jsonl", "truncated.jsonl.gz", "empty.jsonl"])
+@pytest.mark.parametrize("name", ["rating_nan.jsonl", "non_utf8.jsonl", "non_utf8_key.jsonl", "truncated.jsonl.gz",
+                                  "empty.jsonl"])
 def test_cli_exits_nonzero_without_traceback(name: str, tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["data", "prepare", str(BAD / name), "--domain", "beauty",
                                       "--out", str(tmp_path), "--no-progress"])

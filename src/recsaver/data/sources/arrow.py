@@ -22,11 +22,19 @@ _ARROW_FIELDS = {
 _ARROW_FIELDS["2014"] = _ARROW_FIELDS["2018"]
 
 
-def _sha256_in_background(path: Path) -> tuple[Any, dict[str, str]]:
-    """Hash the file on a second thread (hashlib releases the GIL) while the reader parses it."""
+def _sha256_in_background(path: Path, compressed: bool) -> tuple[Any, dict[str, Any]]:
+    """Hash the file, and check that its text is UTF-8, on a second thread (hashlib, zlib and the codec
+    release the GIL) while the reader parses it.
+
+    Why the UTF-8 pass: the JSON reader validates only the columns it keeps; invalid bytes in any other
+    key or value ("text\\xff": ...) would pass unseen and the review would lose its field. `out["utf8"]`
+    is the decompressed byte offset of the first invalid sequence, or None.
+    """
+    import codecs
+    import gzip
     import threading
 
-    out: dict[str, str] = {}
+    out: dict[str, Any] = {"utf8": None}
 
     def run() -> None:
         h = hashlib.sha256()
@@ -34,6 +42,18 @@ def _sha256_in_background(path: Path) -> tuple[Any, dict[str, str]]:
             for chunk in iter(lambda: f.read(1 << 22), b""):
                 h.update(chunk)
         out["sha256"] = h.hexdigest()
+        decoder, offset = codecs.getincrementaldecoder("utf-8")("strict"), 0
+        try:
+            with (gzip.open(path, "rb") if compressed else open(path, "rb")) as f:
+                for chunk in iter(lambda: f.read(1 << 22), b""):
+                    if not (chunk.isascii() and not decoder.getstate()[0]):
+                        decoder.decode(chunk)
+                    offset += len(chunk)
+                decoder.decode(b"", final=True)
+        except UnicodeDecodeError as e:
+            out["utf8"] = offset + e.start
+        except (OSError, EOFError, gzip.BadGzipFile):  # a broken stream is the reader's to report
+            pass
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
@@ -63,7 +83,7 @@ def iter_review_batches(path: Path, layout: Layout, report: ReadReport, block_si
         raise BadInputError(path, None, None, "empty file: no records", "empty")
     with open(path, "rb") as f:
         compression = "gzip" if f.read(2) == _GZIP_MAGIC else None
-    hasher, digest = _sha256_in_background(path)
+    hasher, digest = _sha256_in_background(path, compression == "gzip")
     seq = 0
     try:
         stream = pa.input_stream(str(path), compression=compression)
@@ -97,6 +117,8 @@ def iter_review_batches(path: Path, layout: Layout, report: ReadReport, block_si
     except (pa.ArrowInvalid, pa.ArrowTypeError, OSError, EOFError) as e:
         raise FastPathUnavailable(str(e)) from None
     hasher.join()
+    if digest["utf8"] is not None:
+        raise FastPathUnavailable(f"invalid UTF-8 at decompressed byte {digest['utf8']}")
     if seq == 0:
         raise BadInputError(path, None, None, "empty file: no records", "empty")
     report.records, report.lines, report.sha256 = seq, seq, digest["sha256"]
