@@ -2,9 +2,31 @@
 
 from __future__ import annotations
 
+import os
+import signal
 from pathlib import Path
 
 import pytest
+
+# tests/crash_demo segfaults on purpose; only tests/test_crash_isolation.py collects it (in a child run).
+collect_ignore = [] if os.environ.get("RECSAVER_CRASH_DEMO") else ["crash_demo"]
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_handlecrashitem(crashitem: str, report: pytest.TestReport, sched: object) -> None:
+    """xdist reports a dead worker as "worker crashed"; name the signal that killed it (SIGSEGV, SIGILL...)."""
+    popen = getattr(getattr(getattr(report, "node", None), "gateway", None), "_io", None)
+    popen = getattr(popen, "popen", None)
+    code = None
+    if popen is not None:
+        try:
+            code = popen.wait(timeout=10)
+        except Exception:  # still running or not a local process: say what is known
+            code = None
+    if code is not None and code < 0:
+        name = signal.Signals(-code).name
+        report.longrepr = (f"{report.longrepr}: the test process was killed by {name} (a native crash; the "
+                           "faulthandler traceback above shows where). The other tests still ran.")
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"

@@ -91,3 +91,56 @@ def test_count_generations_creates_nothing(tmp_path: Path) -> None:
     assert count_generations(path) == 0 and not path.exists()
     sqlite3.connect(path).close()  # the file of a run killed before it wrote the schema
     assert count_generations(path) == 0
+
+
+# ---- claims: two processes on one cache compute each key once --------------------------------------
+
+def test_a_key_claimed_by_a_live_process_is_waited_for_not_computed(tmp_path: Path) -> None:
+    import threading
+
+    path = tmp_path / "c.sqlite"
+    other = GenerationCache(path)  # another owner (a second run), alive: it holds the claim
+    mine, theirs = other.claim([req("a").key("fake/counting")])
+    assert mine and not theirs
+    engine = CountingEngine()
+    backend = CachedBackend(engine, GenerationCache(path), poll_s=0.05)
+
+    def finish_later() -> None:
+        import time
+
+        time.sleep(0.3)
+        other.put(req("a").key("fake/counting"), "fake/counting", req("a"), Generation(text="from the other run"))
+
+    t = threading.Thread(target=finish_later)
+    t.start()
+    out = backend.generate([req("a"), req("b")])
+    t.join()
+    assert [g.text for g in out] == ["from the other run", "b#0"]
+    assert [r.messages[0][1] for r in engine.calls] == ["b"]  # "a" was never computed here
+    assert backend.stats.waited == 1 and backend.stats.misses == 1
+
+
+def test_a_claim_of_a_dead_process_is_taken_over(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    path = tmp_path / "c.sqlite"
+    cache = GenerationCache(path)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    key = req("a").key("fake/counting")
+    with sqlite3.connect(path) as con:  # what a run killed with SIGKILL leaves behind
+        con.execute("INSERT INTO claims VALUES (?, 'gone', ?, ?, strftime('%s','now'))", (key, cache.host, dead.pid))
+    engine = CountingEngine()
+    out = CachedBackend(engine, cache).generate([req("a")])
+    assert out[0].text == "a#0" and len(engine.calls) == 1
+    with sqlite3.connect(path) as con:
+        assert con.execute("SELECT count(*) FROM claims").fetchone()[0] == 0  # released once stored
+
+
+def test_a_failed_call_releases_its_claim(tmp_path: Path) -> None:
+    cache = GenerationCache(tmp_path / "c.sqlite")
+    CachedBackend(CountingEngine(), cache).generate([req("x", tag="fail")])
+    second = GenerationCache(tmp_path / "c.sqlite")
+    mine, theirs = second.claim([req("x", tag="fail").key("fake/counting")])
+    assert mine and not theirs  # free to retry at once

@@ -8,7 +8,6 @@ prompt once).
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -16,6 +15,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .base import Generation, GenerationRequest, OnResult
+from .cpu_share import CoreShare
 
 RATING_HEADER = "### Rating ###\n"
 DIGITS = ("1", "2", "3", "4", "5")
@@ -37,8 +37,11 @@ class LlamaCppBackend:
 
         self.model_path = Path(model_path)
         self.model_id = model_id
+        # No fixed n_threads: the cores are shared with the other llama.cpp runs of this machine (cpu_share).
+        self.share = CoreShare() if n_threads is None else None
+        self.n_threads = n_threads or self.share.threads()  # type: ignore[union-attr]
         self.llm = Llama(
-            model_path=str(self.model_path), n_ctx=n_ctx, n_threads=n_threads or os.cpu_count() or 1,
+            model_path=str(self.model_path), n_ctx=n_ctx, n_threads=self.n_threads, n_threads_batch=self.n_threads,
             n_batch=n_batch, lora_path=lora_path, verbose=verbose, seed=0,
         )
         self.context_length = self.llm.n_ctx()
@@ -107,7 +110,18 @@ class LlamaCppBackend:
                 on_result(i, results[i])  # type: ignore[arg-type]
         return results  # type: ignore[return-value]
 
+    def _share_cores(self) -> None:
+        if self.share is None:
+            return
+        n = self.share.threads()
+        if n != self.n_threads:
+            import llama_cpp
+
+            llama_cpp.llama_set_n_threads(self.llm._ctx.ctx, n, n)
+            self.n_threads = n
+
     def _one(self, request: GenerationRequest) -> Generation:
+        self._share_cores()
         started = time.perf_counter()
         tokens, stops = self.prompt_tokens(request)
         p = request.params
@@ -176,3 +190,5 @@ class LlamaCppBackend:
 
     def close(self) -> None:
         self.llm.close()
+        if self.share is not None:
+            self.share.close()

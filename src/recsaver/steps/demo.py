@@ -22,7 +22,7 @@ from ..sample import SAMPLE_DOMAINS, sample_files
 from .baseline import run_baseline
 from .predict import PredictConfig, run_predict
 from .references import ReferencesConfig, run_references
-from .score import run_score
+from .score import EmptyPoolsError, run_score
 
 # The sample has 10 users a domain; these sizes keep every split non-empty.
 DEMO_SPLIT = {"train_per_label": 4, "test_per_label": 2, "test_fraction": 0.3}
@@ -68,7 +68,7 @@ def run_demo(out: Path, console: Console, progress: Callable[[bool], AbstractCon
     from ..report.html import build_report
 
     runs = [out / d / step for d in SAMPLE_DOMAINS for step in ("baseline", "cot", "direct", "references",
-                                                                "text_scores")]
+                                                                "text_scores") if (out / d / step).exists()]
     html, _ = build_report(runs, out / "report.html", title="recsaver demo: built-in sample, " + cfg.model)
     console.print(f"demo outputs are in {out.resolve()}")
     console.print(f"report: {html.resolve()}")
@@ -86,8 +86,12 @@ def _references(cfg: DemoConfig, data_dir: Path, out: Path, domain: str, console
     return summary
 
 
-def _score(out: Path, domain: str, console: Console) -> dict[str, Any]:
-    result = run_score(out / domain / "cot", out / domain / "references", out=out / domain / "text_scores")
+def _score(out: Path, domain: str, console: Console) -> dict[str, Any] | None:
+    try:
+        result = run_score(out / domain / "cot", out / domain / "references", out=out / domain / "text_scores")
+    except EmptyPoolsError as e:  # said loudly, and the report shows no reasoning scores rather than empty ones
+        console.print(f"[bold yellow]warning:[/] {domain}: no reasoning scores: {e}", highlight=False, soft_wrap=True)
+        return None
     overall = result["overall"]["metrics"]
     console.print(f"{domain}: CoT reasoning against the verified pool "
                   f"({result['overall']['n_scored']} examples scored): "

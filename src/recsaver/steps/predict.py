@@ -147,13 +147,15 @@ def aggregate(example: Example, parsed: list[ParsedAnswer], generations: list[Ge
     )
 
 
-def ledger(generations: Sequence[Generation], wall_s: float, hits: int, misses: int) -> dict[str, Any]:
+def ledger(generations: Sequence[Generation], wall_s: float, hits: int, misses: int,
+           waited: int = 0) -> dict[str, Any]:
     fresh = [g for g in generations if not g.cached]
     prompt = sum(g.prompt_tokens for g in generations)
     completion = sum(g.completion_tokens for g in generations)
     fresh_completion = sum(g.completion_tokens for g in fresh)
     return {
         "requests": len(generations), "cache_hits": hits, "cache_misses": misses,
+        "waited_for_another_process": waited,  # of the hits: computed meanwhile by another run on this cache
         "failed": sum(1 for g in generations if not g.ok),
         "prompt_tokens": prompt, "completion_tokens": completion,
         "model_seconds": round(sum(g.latency_s for g in generations), 3),
@@ -191,7 +193,7 @@ def generate_split(cfg: PredictConfig, on_result: ResultHook | None = None,
         generations = backend.generate(requests, on_result=on_result)
         wall = time.perf_counter() - started
     return Generated(examples, requests, generations, dropped, backend.model_id,
-                     ledger(generations, wall, backend.stats.hits, backend.stats.misses))
+                     ledger(generations, wall, backend.stats.hits, backend.stats.misses, backend.stats.waited))
 
 
 def run_predict(cfg: PredictConfig, out: Path, on_result: ResultHook | None = None,

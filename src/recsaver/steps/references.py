@@ -181,7 +181,8 @@ def run_references(cfg: ReferencesConfig, out: Path,
               data_file=Path(cfg.data) / f"{cfg.split}.jsonl", failures=generator.failures,
               requests=len(generator.all_generations), extra={
                   "model_id": backend.model_id,
-                  "ledger": ledger(generator.all_generations, wall, backend.stats.hits, backend.stats.misses),
+                  "ledger": ledger(generator.all_generations, wall, backend.stats.hits, backend.stats.misses,
+                                   backend.stats.waited),
                   "summary": summary,
               })
     return summary

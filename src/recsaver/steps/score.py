@@ -9,6 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
+import orjson
+
 from ..data.records import load_predictions, read_jsonl, write_json, write_jsonl
 from ..metrics.text import TEXT_METRICS, TextScorer, aggregate
 
@@ -27,6 +29,31 @@ def load_references(refs: Path) -> dict[str, list[str]]:
     return {row["example_id"]: list(row["references"]) for row in read_jsonl(path)}
 
 
+class EmptyPoolsError(ValueError):
+    """No example that needs a reference has one: there is nothing to score against (exit 2, with advice)."""
+
+
+def empty_pools_advice(refs: Path) -> str:
+    """Why the pools of REFS are empty (per-label verification pass rates) and what to do about it."""
+    folder = refs if refs.is_dir() else refs.parent
+    summary_path = folder / "summary.json"
+    summary = orjson.loads(summary_path.read_bytes()) if summary_path.exists() else {}
+    rates = summary.get("pass_rate_per_label") or {}
+    shown = ", ".join(f"{k}: {'-' if v is None else f'{v:.0%}'}" for k, v in rates.items()) or "unknown"
+    verify = summary.get("verify", "?")
+    failed = summary.get("failed_candidates") or 0
+    model = ""
+    run_path = folder / "run.json"
+    if run_path.exists():
+        model = (orjson.loads(run_path.read_bytes()).get("config") or {}).get("model", "")
+    hint = (f"{failed} candidate(s) failed (their calls errored): rerun `recsaver references` to retry them. "
+            if failed else "")
+    return (f"verification (--verify {verify}{', model ' + model if model else ''}) kept no explanation; "
+            f"pass rate per gold label: {shown}. {hint}Rebuild the pools with `recsaver references ... --verify "
+            "1-off` or `--verify none`, or with a stronger verifier model (e.g. --model llamacpp/qwen2.5-1.5b); "
+            "small models rarely recover the exact rating.")
+
+
 def run_score(run: Path, refs: Path, metrics: Sequence[str] = TEXT_METRICS, out: Path | None = None,
               n_resamples: int = 1000, seed: int = 0, scorer: TextScorer | None = None) -> dict[str, Any]:
     """Per-example scores and aggregates, overall and split by rating correctness (Table 11)."""
@@ -34,8 +61,12 @@ def run_score(run: Path, refs: Path, metrics: Sequence[str] = TEXT_METRICS, out:
     predictions = load_predictions(_predictions_file(run))
     pools = load_references(Path(refs))
     out = Path(out) if out else (run if run.is_dir() else run.parent)
-    scorer = scorer or TextScorer(metrics)
     in_pool = [p for p in predictions if p.example_id in pools]
+    if not any(pools[p.example_id] for p in in_pool):
+        where = Path(refs) / "references.jsonl" if Path(refs).is_dir() else refs
+        raise EmptyPoolsError(f"{where}: every reference pool of the {len(in_pool)} predicted examples is empty, "
+                              f"so there is nothing to score against: " + empty_pools_advice(Path(refs)))
+    scorer = scorer or TextScorer(metrics)
     scores = scorer.score([(p.example_id, p.reasoning) for p in in_pool], pools)
     correct = {p.example_id: p.rating_pred == p.rating_true for p in in_pool}
     write_jsonl(out / "text_scores.jsonl", (

@@ -26,7 +26,7 @@ import orjson
 from ..data.records import Example, Prediction, load_examples, load_predictions
 from ..prompts import DOMAIN_WORDS, PromptBuilder, PromptOptions
 from ..prompts.leakage import Scrubber
-from ..steps.score import load_references
+from ..steps.score import EmptyPoolsError, empty_pools_advice, load_references
 from .db import StudyDB
 
 HISTORY_MARK = "### Past User History: ###\n\n"
@@ -134,18 +134,26 @@ def load_candidates(runs: Sequence[Path], pools: dict[str, list[str]] | None,
             raise ValueError(f"{run}: no prediction has a reasoning text (a direct or baseline run cannot be studied)")
         if no_text:
             warnings.append(f"{run}: {len(no_text)} predictions without reasoning left out")
-        missing_pool = 0
+        missing_pool, per_label, missing_per_label = 0, defaultdict(int), defaultdict(int)
         for p in preds:
             if not (p.reasoning or "").strip():
                 continue
+            per_label[p.rating_true] += 1
             if p.example_id not in examples:
                 raise ValueError(f"{run / 'predictions.jsonl'}: example_id {p.example_id!r} is not in {cfg['data']}")
             if pools is not None and not pools.get(p.example_id):
                 missing_pool += 1
+                missing_per_label[p.rating_true] += 1
                 continue
             out.append(Candidate(k, p, examples[p.example_id]))
         if missing_pool:
             warnings.append(f"{run}: {missing_pool} predictions without a reference pool left out")
+            skewed = [f"{label}: {missing_per_label[label]} of {n}" for label, n in sorted(per_label.items())
+                      if missing_per_label[label] * 2 > n]
+            if skewed and missing_pool < sum(per_label.values()):
+                warnings.append(f"{run}: the items are skewed by gold rating, because most predictions of some "
+                                f"labels have no reference pool (without a pool, per label: {', '.join(skewed)}); "
+                                "rebuild the pools with --verify 1-off|none or a stronger verifier to balance them")
         infos.append({"path": str(run), "info": info})
     return infos, out
 
@@ -198,6 +206,12 @@ def create_study(cfg: CreateConfig, out: Path) -> CreateResult:
     pools = load_references(Path(cfg.references)) if cfg.references else None
     runs = [Path(r) for r in cfg.runs]
     infos, candidates = load_candidates(runs, pools, warnings)
+    if not candidates:
+        if pools is not None:
+            raise EmptyPoolsError(f"{cfg.references}: no prediction with a reasoning has a non-empty reference "
+                                  "pool, so the study would have 0 items; nothing written. "
+                                  + empty_pools_advice(Path(cfg.references)))
+        raise ValueError("no prediction with a reasoning text: the study would have 0 items; nothing written")
     chosen = balanced_sample(candidates, cfg.per_domain, cfg.seed, warnings)
     scrubber = Scrubber()
     with StudyDB(out, create=True) as db:
