@@ -38,6 +38,8 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/rating_metrics.py
 	$(BIN)/python benchmarks/finetune.py
 	$(BIN)/python benchmarks/kill_resume.py
+	$(BIN)/python benchmarks/llama_build.py
+	$(BIN)/python benchmarks/two_runs.py
 
 clean:
 	rm -rf $(VENV) demo_out .pytest_cache

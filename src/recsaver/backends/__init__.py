@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,7 +52,11 @@ def load_backend(spec: str, options: BackendOptions = BackendOptions()) -> Backe
             from ..models import file_sha256
 
             model_id += f"+lora:{file_sha256(Path(options.lora_path))[:16]}"
-        return LlamaCppBackend(path, model_id=model_id, n_ctx=options.n_ctx, lora_path=options.lora_path)
+        # RECSAVER_LLAMA_THREADS fixes the thread count; unset, the cores are shared between the llama.cpp
+        # runs of this machine (backends/cpu_share.py).
+        threads = int(os.environ["RECSAVER_LLAMA_THREADS"]) if os.environ.get("RECSAVER_LLAMA_THREADS") else None
+        return LlamaCppBackend(path, model_id=model_id, n_ctx=options.n_ctx, lora_path=options.lora_path,
+                               n_threads=threads)
     if provider == "openai":
         from .openai_compat import OpenAIBackend
 
