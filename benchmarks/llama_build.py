@@ -1,11 +1,12 @@
 """What the portable llama.cpp build costs against a -march=native build, as ratios measured in one run.
 
 scripts/install_llama.sh builds for x86-64-v3 (AVX2/FMA/F16C/BMI2; no AVX-512, no AMX) so one install
-runs on any such machine. This measures, on a machine where both builds run, prompt evaluation and
-generation speed of both, alternating rounds, best round of each:
-  ratio = portable tokens/s / native tokens/s (1.0 = no cost).
-The native build is built once by `LLAMA_BUILD=native scripts/install_llama.sh` into
-benchmarks/.native-llama (ignored by git) and loaded from there by a child process.
+runs on any such machine. This measures, on a machine where every build runs, prompt evaluation and
+generation speed of the portable build, the `host` build (portable + this CPU's AVX-512/AVX-VNNI, AMX
+off) and a -march=native build, alternating rounds, best round of each:
+  ratio = portable tokens/s / native (or host) tokens/s (1.0 = no cost).
+The host and native builds are built once by `LLAMA_BUILD=host|native scripts/install_llama.sh` into
+benchmarks/.host-llama and benchmarks/.native-llama (ignored by git) and loaded by a child process.
 
 Run: .venv/bin/python benchmarks/llama_build.py [--model smollm2-135m] [--rounds 3] [--tokens 64]
 """
@@ -22,7 +23,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-NATIVE = HERE / ".native-llama"
+TARGETS = {"host": HERE / ".host-llama", "native": HERE / ".native-llama"}
 
 # Runs in the child: one prompt evaluated from scratch, then `tokens` greedy tokens generated from it.
 CHILD = r"""
@@ -45,17 +46,18 @@ llm.close()
 """
 
 
-def ensure_native() -> None:
-    if not (NATIVE / "llama_cpp").is_dir():
-        pip = Path(sys.executable).with_name("pip")
-        subprocess.run(["bash", str(REPO / "scripts/install_llama.sh"), str(pip), "--target", str(NATIVE)],
-                       env={**os.environ, "LLAMA_BUILD": "native"}, check=True)
+def ensure_builds() -> None:
+    for build, target in TARGETS.items():
+        if not (target / "llama_cpp").is_dir():
+            pip = Path(sys.executable).with_name("pip")
+            subprocess.run(["bash", str(REPO / "scripts/install_llama.sh"), str(pip), "--target", str(target)],
+                           env={**os.environ, "LLAMA_BUILD": build}, check=True)
 
 
 def measure(build: str, model: Path, prompt: Path, tokens: int) -> dict:
     env = dict(os.environ)
-    if build == "native":
-        env["PYTHONPATH"] = str(NATIVE) + os.pathsep + env.get("PYTHONPATH", "")
+    if build in TARGETS:
+        env["PYTHONPATH"] = str(TARGETS[build]) + os.pathsep + env.get("PYTHONPATH", "")
     done = subprocess.run([sys.executable, "-c", CHILD, str(model), str(prompt), str(tokens)], env=env,
                           capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -82,13 +84,13 @@ def main() -> None:
     ap.add_argument("--model", default="smollm2-135m")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--tokens", type=int, default=64)
-    ap.add_argument("--json", type=Path, default=HERE / "results" / "llama_build.json")
+    ap.add_argument("--json", type=Path, default=None, help="default: results/llama_build-MODEL.json")
     args = ap.parse_args()
-    ensure_native()
+    ensure_builds()
     model = require_model(args.model)
     with tempfile.TemporaryDirectory() as tmp_name:
         prompt = real_prompt(Path(tmp_name))
-        rounds: dict[str, list[dict]] = {"portable": [], "native": []}
+        rounds: dict[str, list[dict]] = {"portable": [], "host": [], "native": []}
         for _ in range(args.rounds):
             for build in rounds:
                 rounds[build].append(measure(build, model, prompt, args.tokens))
@@ -99,14 +101,18 @@ def main() -> None:
         "rounds": args.rounds, "load_average": os.getloadavg(), "best": best,
         "ratio_prompt": round(best["portable"]["prompt_tok_s"] / best["native"]["prompt_tok_s"], 3),
         "ratio_generation": round(best["portable"]["gen_tok_s"] / best["native"]["gen_tok_s"], 3),
+        "ratio_prompt_vs_host": round(best["portable"]["prompt_tok_s"] / best["host"]["prompt_tok_s"], 3),
+        "ratio_generation_vs_host": round(best["portable"]["gen_tok_s"] / best["host"]["gen_tok_s"], 3),
     }
     for build, b in best.items():
         print(f"{build:>8}: prompt {b['prompt_tok_s']:.1f} tok/s, generation {b['gen_tok_s']:.1f} tok/s "
               f"({b['system_info']})")
-    print(f"portable / native: prompt {result['ratio_prompt']}, generation {result['ratio_generation']} "
-          f"(1.0 = no cost; load average {result['load_average'][0]:.2f})")
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"portable / native: prompt {result['ratio_prompt']}, generation {result['ratio_generation']}; "
+          f"portable / host: prompt {result['ratio_prompt_vs_host']}, generation "
+          f"{result['ratio_generation_vs_host']} (1.0 = no cost; load average {result['load_average'][0]:.2f})")
+    target = args.json or HERE / "results" / f"llama_build-{args.model}.json"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":

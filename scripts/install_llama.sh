@@ -14,8 +14,11 @@
 # keys its cache by version alone, so a wheel built once with -march=native would be reused silently.
 #
 #   scripts/install_llama.sh PIP            portable build (the default; what make install runs)
+#   LLAMA_BUILD=host scripts/install_llama.sh PIP   portable + the AVX-512 / AVX-VNNI extensions this
+#                                           CPU reports, AMX still off: faster here (docs/benchmarks.md),
+#                                           but only for this machine; `recsaver doctor` warns about it
 #   LLAMA_BUILD=native scripts/install_llama.sh PIP [--target DIR]   a -march=native build, for the
-#                                           benchmark only
+#                                           benchmark only (it compiles AMX in where the CPU has it)
 set -euo pipefail
 PIP=${1:?usage: install_llama.sh PATH/TO/pip [pip install options]}
 shift
@@ -25,10 +28,23 @@ case "$(uname -m)" in
   x86_64|amd64) PORTABLE="-DGGML_NATIVE=OFF -DGGML_SSE42=ON -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DGGML_AVX_VNNI=OFF -DGGML_AVX512=OFF -DGGML_AVX512_VBMI=OFF -DGGML_AVX512_VNNI=OFF -DGGML_AVX512_BF16=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF" ;;
   *) PORTABLE="-DGGML_NATIVE=OFF" ;;
 esac
+host_extensions() {  # the host-specific extensions this CPU has, as CMake flags (x86 only)
+  local flags out=""
+  flags=" $(grep -m1 -E '^flags' /proc/cpuinfo 2>/dev/null | cut -d: -f2) "
+  [[ "$flags" == *" avx_vnni "* ]] && out+=" -DGGML_AVX_VNNI=ON"
+  if [[ "$flags" == *" avx512f "* && "$flags" == *" avx512bw "* && "$flags" == *" avx512vl "* ]]; then
+    out+=" -DGGML_AVX512=ON"
+    [[ "$flags" == *" avx512vbmi "* ]] && out+=" -DGGML_AVX512_VBMI=ON"
+    [[ "$flags" == *" avx512_vnni "* ]] && out+=" -DGGML_AVX512_VNNI=ON"
+    [[ "$flags" == *" avx512_bf16 "* ]] && out+=" -DGGML_AVX512_BF16=ON"
+  fi
+  printf '%s' "$out"
+}
 case "$MODE" in
   portable) FLAGS="-DLLAVA_BUILD=OFF $PORTABLE" ;;
+  host) FLAGS="-DLLAVA_BUILD=OFF $PORTABLE$(host_extensions)" ;;  # later -D options win over PORTABLE's OFFs
   native) FLAGS="-DLLAVA_BUILD=OFF -DGGML_NATIVE=ON" ;;
-  *) echo "LLAMA_BUILD must be portable or native, not '$MODE'" >&2; exit 2 ;;
+  *) echo "LLAMA_BUILD must be portable, host or native, not '$MODE'" >&2; exit 2 ;;
 esac
 KEY=$(printf '%s %s %s' "$VERSION" "$(uname -m)" "$FLAGS" | sha256sum | cut -c1-16)
 WHEELS=${RECSAVER_WHEELS:-$HOME/.cache/recsaver/wheels}/$KEY

@@ -109,3 +109,50 @@ def test_references_with_a_dead_server_are_incomplete_not_rejected(small_beauty:
     assert summary["failed_candidates"] == 4 and all(v is None for v in summary["pass_rate_per_label"].values())
     run = json.loads((tmp_path / "refs" / "run.json").read_text())
     assert run["status"] == "incomplete" and run["failed_calls"] == 4
+
+
+def test_distill_sample_with_a_dead_server_keeps_no_failed_sample(small_beauty: Path, tmp_path: Path) -> None:
+    from recsaver.steps.distill import DistillSampleConfig, build_sft, run_distill_sample
+
+    port = free_port()  # nothing listens there
+    cfg = DistillSampleConfig(data=str(small_beauty), model="openai/smollm2", samples=2, max_tokens=24, limit=2,
+                              base_urls=(f"http://127.0.0.1:{port}/v1",), cache=str(tmp_path / "c.sqlite"),
+                              extra=EXTRA)
+    summary = run_distill_sample(cfg, tmp_path / "td")
+    rows = list(read_jsonl(tmp_path / "td" / "samples.jsonl"))
+    assert len(rows) == 4 and all(r["status"] == "failed" and r["error"] for r in rows)
+    assert summary["failed"] == 4 and summary["samples"] == 0 and summary["kept_per_filter"]["none"] == 0
+    run = json.loads((tmp_path / "td" / "run.json").read_text())
+    assert run["status"] == "incomplete" and run["failed_calls"] == 4
+    with pytest.raises(ValueError, match="failed_call"):  # no training row is made of a failed call
+        build_sft(tmp_path / "td", "none", tmp_path / "sft")
+
+
+def test_an_experiment_cell_with_failed_calls_is_incomplete_and_rerun(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from recsaver.cli import app
+
+    monkeypatch.setenv("OPENAI_API_KEY", "unused")
+    dead = f"http://127.0.0.1:{free_port()}/v1"
+    base = ["experiment", "run", "configs/smoke.yaml", "--out", str(tmp_path / "exp"), "--no-progress",
+            "--set", "models=[openai/smollm2]", "--set", "references.enabled=false", "--set", "predict.limit=1",
+            "--set", "tables=[table3]"]
+    repo = Path(__file__).resolve().parents[2]
+    cwd = os.getcwd()
+    os.chdir(repo)
+    try:
+        first = CliRunner().invoke(app, [*base, "--set", f"predict.base_urls=[{dead}]"])
+        assert first.exit_code == EXIT_INCOMPLETE, first.output
+        assert "incomplete" in first.output and "cot-none" in first.output
+        record = json.loads((tmp_path / "exp" / "experiment.json").read_text())
+        status = {c["name"]: c["status"] for c in record["cells"]}
+        assert status["beauty/smollm2/cot-none"] == "incomplete" and status["beauty/baseline"] == "ran"
+        second = CliRunner().invoke(app, [*base, "--set", f"predict.base_urls=[{dead}]"])
+        assert second.exit_code == EXIT_INCOMPLETE, second.output
+        status = {c["name"]: c["status"] for c in json.loads((tmp_path / "exp" / "experiment.json").read_text())["cells"]}
+        # done cells are skipped; the incomplete ones are not taken as done
+        assert status["beauty/baseline"] == "skipped" and status["beauty/smollm2/cot-none"] == "incomplete"
+    finally:
+        os.chdir(cwd)

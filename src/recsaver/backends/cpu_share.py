@@ -2,7 +2,7 @@
 
 llama.cpp's worker threads spin while they wait, so two runs that each take every core do not run at
 half speed each: they thrash (measured: 600 s each for a job one run finishes in 40 s). Each process
-that runs llama.cpp holds an flock'ed file in `$TMPDIR/recsaver-<uid>/cores/` (one folder per user and
+that is generating with llama.cpp holds an flock'ed file in `$TMPDIR/recsaver-<uid>/cores/` (one folder per user and
 machine, whatever cache or RECSAVER_HOME each run uses; `RECSAVER_CORES_DIR` overrides it); before every generation the
 backend counts the live holders and uses `cores // holders` threads (at least 1). A file whose lock
 can be taken belongs to a process that is gone, and is removed. A fixed `n_threads` turns this off.
@@ -14,7 +14,9 @@ import fcntl
 import os
 import tempfile
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 
 def available_cores() -> int:
@@ -31,15 +33,29 @@ def run_folder() -> Path:
 
 
 class CoreShare:
+    """This process's share of the cores. It counts as a holder only while `active()`: a run that is
+    waiting for another run's generations (cache claims) holds no share, so the generating one keeps
+    every core."""
+
     def __init__(self, folder: Path | None = None):
         self.folder = folder or run_folder()
-        self.folder.mkdir(parents=True, exist_ok=True)
         self.path = self.folder / f"llamacpp-{os.getpid()}-{uuid.uuid4().hex[:8]}.lock"
-        self._fd: int | None = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o644)
+        self._fd: int | None = None
+
+    @contextmanager
+    def active(self) -> Iterator[None]:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o644)
         fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        try:
+            yield
+        finally:
+            self.path.unlink(missing_ok=True)
+            os.close(self._fd)
+            self._fd = None
 
     def holders(self) -> int:
-        """Live llama.cpp processes on this machine (this one included)."""
+        """llama.cpp processes of this machine generating right now (this one included when active)."""
         live = 0
         for path in self.folder.glob("llamacpp-*.lock"):
             if path == self.path:
@@ -52,7 +68,7 @@ class CoreShare:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                live += 1  # its process holds the lock: alive
+                live += 1  # its process holds the lock: alive and generating
             else:
                 path.unlink(missing_ok=True)  # nobody holds it: a process that died without cleaning up
             finally:
@@ -61,9 +77,3 @@ class CoreShare:
 
     def threads(self) -> int:
         return max(1, available_cores() // self.holders())
-
-    def close(self) -> None:
-        if self._fd is not None:
-            self.path.unlink(missing_ok=True)
-            os.close(self._fd)
-            self._fd = None

@@ -9,13 +9,14 @@ prompt once).
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
 from .base import Generation, GenerationRequest, OnResult
-from .cpu_share import CoreShare
+from .cpu_share import CoreShare, available_cores
 
 RATING_HEADER = "### Rating ###\n"
 DIGITS = ("1", "2", "3", "4", "5")
@@ -39,7 +40,7 @@ class LlamaCppBackend:
         self.model_id = model_id
         # No fixed n_threads: the cores are shared with the other llama.cpp runs of this machine (cpu_share).
         self.share = CoreShare() if n_threads is None else None
-        self.n_threads = n_threads or self.share.threads()  # type: ignore[union-attr]
+        self.n_threads = n_threads or available_cores()
         self.llm = Llama(
             model_path=str(self.model_path), n_ctx=n_ctx, n_threads=self.n_threads, n_threads_batch=self.n_threads,
             n_batch=n_batch, lora_path=lora_path, verbose=verbose, seed=0,
@@ -101,6 +102,12 @@ class LlamaCppBackend:
         # Run requests that share a prompt back to back so llama.cpp reuses the evaluated prefix.
         order = sorted(range(len(requests)), key=lambda i: (requests[i].messages, requests[i].prompt_text or "", i))
         results: list[Generation | None] = [None] * len(requests)
+        with self.share.active() if self.share else nullcontext():
+            self._generate(requests, order, results, on_result)
+        return results  # type: ignore[return-value]
+
+    def _generate(self, requests: Sequence[GenerationRequest], order: list[int], results: list[Generation | None],
+                  on_result: OnResult | None) -> None:
         for i in order:
             try:
                 results[i] = self._one(requests[i])
@@ -108,7 +115,6 @@ class LlamaCppBackend:
                 results[i] = Generation(text=None, error=f"{type(e).__name__}: {e}")
             if on_result:
                 on_result(i, results[i])  # type: ignore[arg-type]
-        return results  # type: ignore[return-value]
 
     def _share_cores(self) -> None:
         if self.share is None:
@@ -190,5 +196,3 @@ class LlamaCppBackend:
 
     def close(self) -> None:
         self.llm.close()
-        if self.share is not None:
-            self.share.close()

@@ -24,7 +24,7 @@ def experiment_run(
 ) -> None:
     """Run (or resume) every cell of the grid, then write the paper tables into the experiment folder."""
     from ..config import load_config
-    from ..steps.experiment import Hooks, incomplete_cells, run_experiment
+    from ..steps.experiment import Hooks, empty_pool_cells, incomplete_cells, run_experiment
     from ..steps.runs import EXIT_INCOMPLETE
 
     cfg = load_config(config, set_)
@@ -53,6 +53,12 @@ def experiment_run(
     md = Path(folder) / "tables.md"
     if md.exists():
         out_console.print(md.read_text(), markup=False, highlight=False, soft_wrap=True)
+    empty = empty_pool_cells(record)
+    if empty:
+        err_console.print(f"[bold red]error:[/] {len(empty)} score cell(s) had every reference pool empty and "
+                          f"have no reasoning scores: {', '.join(empty)}. {Path(folder) / empty[0] / 'cell.json'} "
+                          "says why; in short: verification kept no explanation. Use references.verify "
+                          "[1-off] or [none], or a stronger verifier model.", highlight=False, soft_wrap=True)
     incomplete = incomplete_cells(record)
     if incomplete:
         err_console.print(f"[bold yellow]warning:[/] {len(incomplete)} cell(s) had failed model calls and are "
@@ -60,6 +66,8 @@ def experiment_run(
                           "examples are left out of the tables). Run the same command again once the engine "
                           "works: only those calls are made again.", highlight=False, soft_wrap=True)
         raise typer.Exit(EXIT_INCOMPLETE)
+    if empty:
+        raise typer.Exit(2)
 
 
 def report(

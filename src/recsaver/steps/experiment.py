@@ -21,6 +21,7 @@ from typing import Any, Callable
 import orjson
 
 from ..config import ExperimentConfig, config_dict, config_hash
+from .score import EmptyPoolsError
 from ..data.records import read_jsonl, write_json
 from ..models import file_sha256
 
@@ -132,8 +133,13 @@ class ExperimentRunner:
             if self.hooks.on_cell:
                 self.hooks.on_cell(k, len(cells), cell, status)
             started = time.perf_counter()
-            if status == "ran":
-                result = self.execute(cell)
+            if ran:
+                try:
+                    result = self.execute(cell)
+                except EmptyPoolsError as e:  # nothing to score against: recorded and said, the grid goes on
+                    result, status = {"error": str(e)}, "empty-pools"
+                    for stale in OUTPUTS.get(cell.kind, ()):  # an earlier run's scores must not stand in
+                        (self.path(cell.name) / stale).unlink(missing_ok=True)
                 write_json(self.path(cell.name) / "cell.json", {
                     "name": cell.name, "kind": cell.kind, "domain": cell.domain, "labels": cell.labels,
                     "hash": digest, "seconds": round(time.perf_counter() - started, 3),
@@ -316,6 +322,11 @@ class ExperimentRunner:
 def incomplete_cells(record: dict[str, Any]) -> list[str]:
     """Names of the cells of an experiment record whose runs had failed model calls."""
     return [c["name"] for c in record["cells"] if c["status"] == "incomplete"]
+
+
+def empty_pool_cells(record: dict[str, Any]) -> list[str]:
+    """Names of the score cells that had no reference to score against (every pool empty)."""
+    return [c["name"] for c in record["cells"] if c["status"] == "empty-pools"]
 
 
 def _values(metrics: dict[str, Any]) -> dict[str, float]:
