@@ -140,10 +140,10 @@ class GenerationCache:
             self._beat.start()
 
     def _heartbeat(self) -> None:
-        while not self._stop.wait(HEARTBEAT_S):
+        while not self._stop.wait(HEARTBEAT_S):  # until close(); a beat with nothing held updates no row
             with self._lock:
                 if not self._held:
-                    return
+                    continue
                 try:
                     self._con.execute("UPDATE claims SET heartbeat = ? WHERE owner = ?", (time.time(), self.owner))
                 except sqlite3.Error:  # busy or closed: the next beat tries again; staleness allows for it

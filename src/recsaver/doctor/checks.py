@@ -65,6 +65,10 @@ def check_llama_build() -> Check:
     if host_specific:
         return Check("llama.cpp build", "warn", detail + f" -- host-specific ({', '.join(host_specific)}): "
                      "this install will not run on CPUs without them", REBUILD)
+    if {"avx512f", "avx512bw", "avx512vl"} <= cpu_flags():
+        detail += (" -- portable build; this CPU has AVX-512, so `LLAMA_BUILD=host bash scripts/install_llama.sh "
+                   ".venv/bin/pip` is faster here but only for CPUs like this one (docs/benchmarks.md: about 1.5x "
+                   "prompt evaluation for Qwen2.5 Q4_K_M)")
     return Check("llama.cpp build", "ok", detail)
 
 
