@@ -53,21 +53,24 @@ def experiment_run(
     md = Path(folder) / "tables.md"
     if md.exists():
         out_console.print(md.read_text(), markup=False, highlight=False, soft_wrap=True)
-    empty = empty_pool_cells(record)
+    empty, incomplete = empty_pool_cells(record), incomplete_cells(record)
     if empty:
-        err_console.print(f"[bold red]error:[/] {len(empty)} score cell(s) had every reference pool empty and "
-                          f"have no reasoning scores: {', '.join(empty)}. {Path(folder) / empty[0] / 'cell.json'} "
-                          "says why; in short: verification kept no explanation. Use references.verify "
-                          "[1-off] or [none], or a stronger verifier model.", highlight=False, soft_wrap=True)
-    incomplete = incomplete_cells(record)
+        say_cells("error", empty, "had every reference pool empty and have no reasoning scores",
+                  f"{Path(folder) / empty[0] / 'cell.json'} says why: verification kept no explanation. Set "
+                  "references.verify to 1-off or none, or use a stronger verifier model.")
     if incomplete:
-        err_console.print(f"[bold yellow]warning:[/] {len(incomplete)} cell(s) had failed model calls and are "
-                          f"incomplete: {', '.join(incomplete)} (each run.json lists the errors; their failed "
-                          "examples are left out of the tables). Run the same command again once the engine "
-                          "works: only those calls are made again.", highlight=False, soft_wrap=True)
+        say_cells("warning", incomplete, "had failed model calls and are incomplete",
+                  "Each run.json lists the errors; their failed examples are left out of the tables. Run the "
+                  "same command again once the engine works: only those calls are made again.")
         raise typer.Exit(EXIT_INCOMPLETE)
     if empty:
         raise typer.Exit(2)
+
+
+def say_cells(level: str, cells: list[str], what: str, advice: str) -> None:
+    style = "bold red" if level == "error" else "bold yellow"
+    err_console.print(f"[{style}]{level}:[/] {len(cells)} cell(s) {what}: {', '.join(cells)}. {advice}",
+                      highlight=False, soft_wrap=True)
 
 
 def report(

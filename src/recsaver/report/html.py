@@ -99,8 +99,8 @@ def runs_table(items: Sequence[Item], resamples: int, seed: int) -> Table | None
 
 
 def confusion(item: Item) -> dict[str, Any]:
-    """Counts of (gold, predicted) ratings; an unparsed prediction gets its own column."""
-    preds = load_predictions(item.folder / "predictions.jsonl")
+    """Counts of (gold, predicted) ratings; an unparsed prediction gets its own column, a failed one none."""
+    preds = [p for p in load_predictions(item.folder / "predictions.jsonl") if not p.failed]
     matrix = {t: {p: 0 for p in (*RATINGS, None)} for t in RATINGS}
     for p in preds:
         matrix[p.rating_true][p.rating_pred] += 1
@@ -112,7 +112,7 @@ def calibration_section(item: Item) -> dict[str, Any] | None:
     from ..metrics.calibration import calibration
     from .plots import calibration_png
 
-    preds = load_predictions(item.folder / "predictions.jsonl")
+    preds = [p for p in load_predictions(item.folder / "predictions.jsonl") if not p.failed]
     cal = calibration(preds)
     if not cal["n_with_probs"]:
         return None

@@ -84,6 +84,10 @@ def rating_table(key: str, title: str, rows: Sequence[RatingRow], *, reference: 
                      "other rating metrics, on the examples both rows share. Hover a value for its p-value.")
     n = sorted({r.metrics["n"] for r in rows})
     notes.append(f"n = {', '.join(map(str, n))} test examples per row; unparsed answers count as worst-case.")
+    failed = [f"{r.label} ({r.metrics['n_failed']})" for r in rows if r.metrics.get("n_failed")]
+    if failed:
+        notes.append("INCOMPLETE: failed model calls are left out of these rows (failed examples): "
+                     + ", ".join(failed) + ". Rerun the experiment to retry them.")
     columns = tuple([RATING_COLUMNS[m] for m in METRIC_NAMES] + [TEXT_COLUMNS[m] for m in text_cols])
     return Table(key, title, columns, tuple(out_rows), caption=caption, notes=tuple(notes),
                  lower_is_better=LOWER, label_header=label_header), tests
