@@ -6,6 +6,8 @@ import sqlite3
 from pathlib import Path
 from typing import Sequence
 
+import pytest
+
 from recsaver.backends.base import Generation, GenerationRequest, SamplingParams
 from recsaver.cache import CachedBackend, GenerationCache, count_generations
 
@@ -120,19 +122,26 @@ def test_a_key_claimed_by_a_live_process_is_waited_for_not_computed(tmp_path: Pa
     assert backend.stats.waited == 1 and backend.stats.misses == 1
 
 
-def test_a_claim_of_a_dead_process_is_taken_over(tmp_path: Path) -> None:
+@pytest.mark.parametrize("reaped", [True, False])
+def test_a_claim_of_a_dead_process_is_taken_over(reaped: bool, tmp_path: Path) -> None:
     import subprocess
     import sys
+    import time
 
     path = tmp_path / "c.sqlite"
     cache = GenerationCache(path)
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
+    if reaped:
+        dead.wait()
+    else:  # exited but not waited for: a zombie, as a run killed by a parent that has not reaped it yet
+        while Path(f"/proc/{dead.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+            time.sleep(0.05)
     key = req("a").key("fake/counting")
     with sqlite3.connect(path) as con:  # what a run killed with SIGKILL leaves behind
         con.execute("INSERT INTO claims VALUES (?, 'gone', ?, ?, strftime('%s','now'))", (key, cache.host, dead.pid))
     engine = CountingEngine()
     out = CachedBackend(engine, cache).generate([req("a")])
+    dead.wait()
     assert out[0].text == "a#0" and len(engine.calls) == 1
     with sqlite3.connect(path) as con:
         assert con.execute("SELECT count(*) FROM claims").fetchone()[0] == 0  # released once stored

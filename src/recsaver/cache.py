@@ -65,7 +65,10 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:  # exists, owned by someone else
         return True
-    return True
+    try:  # a killed process its parent has not reaped yet (a zombie) computes nothing either
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 def _request_blob(request: GenerationRequest) -> bytes:

@@ -129,6 +129,14 @@ def load_candidates(runs: Sequence[Path], pools: dict[str, list[str]] | None,
             raise ValueError(f"{run / 'run.json'}: config.data is missing (which prepared data the run used)")
         examples = _examples(Path(cfg["data"]), cfg.get("split", "test"))
         preds = load_predictions(run / "predictions.jsonl")
+        failed = [p for p in preds if p.failed]
+        if failed:
+            warnings.append(f"{run}: {len(failed)} predictions whose model calls failed left out (the run is "
+                            "incomplete: rerun it to fill them in)")
+            preds = [p for p in preds if not p.failed]
+            if not preds:
+                raise ValueError(f"{run}: every prediction failed (its model calls errored; see run.json): "
+                                 "rerun it before building a study")
         no_text = [p for p in preds if not (p.reasoning or "").strip()]
         if len(no_text) == len(preds):
             raise ValueError(f"{run}: no prediction has a reasoning text (a direct or baseline run cannot be studied)")
