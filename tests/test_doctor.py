@@ -41,3 +41,13 @@ def test_build_check_reads_amx_and_features_the_cpu_lacks() -> None:
     assert "AMX_INT8" in host_specific
     portable = llama_features("CPU : SSE3 = 1 | SSSE3 = 1 | AVX = 1 | AVX2 = 1 | F16C = 1 | FMA = 1 | BMI2 = 1 |")
     assert build_problems(portable, {"avx", "avx2", "fma", "f16c", "bmi2", "pni", "ssse3"}) == ([], [])
+
+
+def test_an_amx_build_fails_the_doctor_with_the_rebuild_fix(monkeypatch) -> None:
+    import llama_cpp
+
+    from recsaver.doctor.checks import check_llama_build
+
+    monkeypatch.setattr(llama_cpp, "llama_print_system_info", lambda: AMX_NATIVE.encode())
+    row = check_llama_build()
+    assert row.status == "fail" and "AMX" in row.detail and "install_llama.sh" in row.fix
