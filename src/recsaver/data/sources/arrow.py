@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import codecs
 import hashlib
+import io
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -22,19 +24,11 @@ _ARROW_FIELDS = {
 _ARROW_FIELDS["2014"] = _ARROW_FIELDS["2018"]
 
 
-def _sha256_in_background(path: Path, compressed: bool) -> tuple[Any, dict[str, Any]]:
-    """Hash the file, and check that its text is UTF-8, on a second thread (hashlib, zlib and the codec
-    release the GIL) while the reader parses it.
-
-    Why the UTF-8 pass: the JSON reader validates only the columns it keeps; invalid bytes in any other
-    key or value ("text\\xff": ...) would pass unseen and the review would lose its field. `out["utf8"]`
-    is the decompressed byte offset of the first invalid sequence, or None.
-    """
-    import codecs
-    import gzip
+def _sha256_in_background(path: Path) -> tuple[Any, dict[str, str]]:
+    """Hash the file on a second thread (hashlib releases the GIL) while the reader parses it."""
     import threading
 
-    out: dict[str, Any] = {"utf8": None}
+    out: dict[str, str] = {}
 
     def run() -> None:
         h = hashlib.sha256()
@@ -42,22 +36,45 @@ def _sha256_in_background(path: Path, compressed: bool) -> tuple[Any, dict[str, 
             for chunk in iter(lambda: f.read(1 << 22), b""):
                 h.update(chunk)
         out["sha256"] = h.hexdigest()
-        decoder, offset = codecs.getincrementaldecoder("utf-8")("strict"), 0
-        try:
-            with (gzip.open(path, "rb") if compressed else open(path, "rb")) as f:
-                for chunk in iter(lambda: f.read(1 << 22), b""):
-                    if not (chunk.isascii() and not decoder.getstate()[0]):
-                        decoder.decode(chunk)
-                    offset += len(chunk)
-                decoder.decode(b"", final=True)
-        except UnicodeDecodeError as e:
-            out["utf8"] = offset + e.start
-        except (OSError, EOFError, gzip.BadGzipFile):  # a broken stream is the reader's to report
-            pass
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
     return thread, out
+
+
+class _Utf8Checked(io.RawIOBase):
+    """The decompressed bytes the JSON reader parses, checked as UTF-8 on their way in.
+
+    Why: the reader validates only the columns it keeps, so invalid bytes in any other key or value
+    ("text\\xff": ...) would pass unseen and the review would lose its field. Checking the stream the
+    reader already pulls costs no second decompression; ASCII chunks skip the decoder. At the first
+    invalid sequence the stream ends early and `bad` holds its decompressed byte offset.
+    """
+
+    def __init__(self, inner: Any):
+        self.inner, self.offset, self.bad = inner, 0, None
+        self.decoder = codecs.getincrementaldecoder("utf-8")("strict")
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        if self.bad is not None:
+            return b""
+        data = self.inner.read(size if size is not None and size >= 0 else None)
+        try:
+            if not (data.isascii() and not self.decoder.getstate()[0]):
+                self.decoder.decode(data, final=not data)
+        except UnicodeDecodeError as e:
+            self.bad = self.offset + e.start
+            return b""
+        self.offset += len(data)
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
 
 
 def iter_review_batches(path: Path, layout: Layout, report: ReadReport, block_size: int = 1 << 24) -> Iterator[Any]:
@@ -83,11 +100,12 @@ def iter_review_batches(path: Path, layout: Layout, report: ReadReport, block_si
         raise BadInputError(path, None, None, "empty file: no records", "empty")
     with open(path, "rb") as f:
         compression = "gzip" if f.read(2) == _GZIP_MAGIC else None
-    hasher, digest = _sha256_in_background(path, compression == "gzip")
+    hasher, digest = _sha256_in_background(path)
     seq = 0
+    checked: _Utf8Checked | None = None
     try:
-        stream = pa.input_stream(str(path), compression=compression)
-        reader = pj.open_json(stream, read_options=pj.ReadOptions(block_size=block_size),
+        checked = _Utf8Checked(pa.input_stream(str(path), compression=compression))
+        reader = pj.open_json(pa.PythonFile(checked, mode="r"), read_options=pj.ReadOptions(block_size=block_size),
                               parse_options=pj.ParseOptions(explicit_schema=schema,
                                                             unexpected_field_behavior="ignore"))
         for batch in reader:
@@ -114,11 +132,13 @@ def iter_review_batches(path: Path, layout: Layout, report: ReadReport, block_si
                  batch.column(names["title"]), batch.column(names["text"])],
                 names=["seq", "user_id", "item_id", "rating", "ts", "review_title", "review_text"],
             )
+        if checked.bad is not None:
+            raise FastPathUnavailable(f"invalid UTF-8 at decompressed byte {checked.bad}")
     except (pa.ArrowInvalid, pa.ArrowTypeError, OSError, EOFError) as e:
+        if checked is not None and checked.bad is not None:
+            raise FastPathUnavailable(f"invalid UTF-8 at decompressed byte {checked.bad}") from None
         raise FastPathUnavailable(str(e)) from None
     hasher.join()
-    if digest["utf8"] is not None:
-        raise FastPathUnavailable(f"invalid UTF-8 at decompressed byte {digest['utf8']}")
     if seq == 0:
         raise BadInputError(path, None, None, "empty file: no records", "empty")
     report.records, report.lines, report.sha256 = seq, seq, digest["sha256"]
