@@ -167,6 +167,8 @@ def predict(
         metrics = run_predict(cfg, out, on_result=on_result, on_start=on_start)
     if metrics["n"]:
         print_metrics(metrics, title=f"{model} {method} ablation={ablation} ({split})")
+        for w in metrics.get("warnings", []):
+            err_console.print(f"[bold yellow]warning:[/] {w}", highlight=False, soft_wrap=True)
         out_console.print(f"wrote {out}/predictions.jsonl, metrics.json, run.json")
     else:
         out_console.print(f"no metrics: every one of the {metrics['n_failed']} predictions failed; "

@@ -65,3 +65,18 @@ def test_rerun_is_served_from_the_cache_and_identical(small_beauty: Path, tmp_pa
     assert ledger["cache_hits"] == 2 and ledger["cache_misses"] == 0
     samples = [json.loads(line) for line in (tmp_path / "a/samples.jsonl").read_text().splitlines()]
     assert [s["sample_index"] for s in samples] == [0, 1]
+
+
+def test_degenerate_outputs_are_explained_not_just_scored() -> None:
+    from recsaver.data.records import Prediction
+    from recsaver.steps.predict import PredictConfig, quality_warnings
+
+    cfg = PredictConfig(data="unused")
+    forced_ones = [Prediction(f"e{k}", 5 - k % 2, 1, rating_source="forced") for k in range(6)]
+    said = quality_warnings(cfg, forced_ones, format_ok=0.0)
+    assert len(said) == 2 and "6 of 6 answers gave no rating" in said[0] and "--grammar" in said[0]
+    assert "every prediction is 1" in said[1] and "[4, 5]" in said[1]
+    healthy = [Prediction(f"e{k}", r, r, rating_source="parsed") for k, r in enumerate((1, 2, 4, 5))]
+    assert quality_warnings(cfg, healthy, format_ok=1.0) == []
+    failed = [Prediction("e", 3, None, status="failed", error="boom")]
+    assert quality_warnings(cfg, failed, format_ok=0.0) == []  # a failure is reported as such, elsewhere

@@ -12,6 +12,8 @@ def metrics_table(result: dict[str, Any], title: str) -> Table:
     failed = result.get("n_failed") or 0
     table = Table(title=title, caption=f"n={result['n']}  unparsed={result['n_unparsed']} "
                                        f"({result['unparsed_share']:.1%})"
+                                       + (f"  forced={result['forced_rating_share']:.0%}"
+                                          if result.get("forced_rating_share") else "")
                                        + (f"  failed={failed} (left out: their calls errored)" if failed else ""))
     for col in ("metric", "value", "95% CI", "better"):
         table.add_column(col)

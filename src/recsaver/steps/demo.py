@@ -63,6 +63,8 @@ def run_demo(out: Path, console: Console, progress: Callable[[bool], AbstractCon
                 metrics = run_predict(pcfg, out / domain / method)
             results[domain][method] = metrics
             console.print(metrics_table(metrics, f"{domain}: zero-shot {method} ({cfg.model})"))
+            for w in metrics.get("warnings", []):
+                console.print(f"[bold yellow]warning:[/] {domain} {method}: {w}", highlight=False, soft_wrap=True)
         results[domain]["references"] = _references(cfg, data_dir, out, domain, console)
         results[domain]["text"] = _score(out, domain, console)
     from ..report.html import build_report

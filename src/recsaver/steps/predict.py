@@ -147,6 +147,32 @@ def aggregate(example: Example, parsed: list[ParsedAnswer], generations: list[Ge
     )
 
 
+def quality_warnings(cfg: PredictConfig, predictions: Sequence[Prediction], format_ok: float) -> list[str]:
+    """Outputs that look like numbers but say little: forced ratings, one rating for everything.
+
+    Printed by the CLI and kept in run.json, so a degenerate default run is explained, not just scored.
+    """
+    answered = [p for p in predictions if not p.failed]
+    if not answered:
+        return []
+    out = []
+    forced = sum(p.rating_source == "forced" for p in answered)
+    unparsed = sum(p.rating_pred is None for p in answered)
+    hint = ("try --grammar (the answer format is then enforced) or a larger model, e.g. --model "
+            "llamacpp/qwen2.5-0.5b" if not cfg.grammar else "try a larger model, e.g. --model llamacpp/qwen2.5-0.5b")
+    if forced * 2 >= len(answered) and forced:
+        out.append(f"{forced} of {len(answered)} answers gave no rating of their own (the format was followed in "
+                   f"{format_ok:.0%} of the answers); their ratings were forced from P(1..5) after an appended "
+                   f"rating header, so these metrics measure the model's next-token guess, not its reasoning; {hint}")
+    if unparsed * 2 >= len(answered) and unparsed:
+        out.append(f"{unparsed} of {len(answered)} answers have no rating and count as wrong; {hint}")
+    rated = {p.rating_pred for p in answered if p.rating_pred is not None}
+    if len(answered) >= 4 and len(rated) == 1:
+        out.append(f"every prediction is {rated.pop()}: the model does not tell these examples apart "
+                   f"(gold ratings: {sorted({p.rating_true for p in answered})}); {hint}")
+    return out
+
+
 def ledger(generations: Sequence[Generation], wall_s: float, hits: int, misses: int,
            waited: int = 0) -> dict[str, Any]:
     fresh = [g for g in generations if not g.cached]
@@ -215,8 +241,10 @@ def run_predict(cfg: PredictConfig, out: Path, on_result: ResultHook | None = No
         write_jsonl(out / "samples.jsonl", (
             {"example_id": r.tag, "sample_index": r.sample_index, **g.to_dict()}
             for r, g in zip(requests, generations)))
+    warnings = quality_warnings(cfg, predictions, format_ok / len(generations))
     if answered:
         metrics = rating_metrics(predictions)
+        metrics["warnings"] = warnings
         metrics["format_ok_share"] = format_ok / len(generations)
         metrics["forced_rating_share"] = sum(p.rating_source == "forced" for p in answered) / len(answered)
     else:  # nothing to score: no metrics.json at all rather than numbers made of failures
@@ -228,5 +256,6 @@ def run_predict(cfg: PredictConfig, out: Path, on_result: ResultHook | None = No
                   "model_id": run.model_id,
                   "ledger": run.ledger,
                   "history_items_dropped_to_fit": run.dropped,
+                  "warnings": warnings,
               })
     return metrics
