@@ -215,6 +215,17 @@ def references(
         + ", ".join(f"{k}: {'-' if v is None else f'{v:.0%}'}" for k, v in summary["pass_rate_per_label"].items()),
         highlight=False,
     )
+    from .steps.score import empty_pools_advice
+
+    rates = summary["pass_rate_per_label"]
+    if summary["examples"] and summary["coverage"] == 0:
+        err_console.print(f"[bold yellow]warning:[/] every reference pool is empty: {empty_pools_advice(out)}",
+                          highlight=False, soft_wrap=True)
+    elif [k for k, v in rates.items() if v == 0]:
+        err_console.print(f"[bold yellow]warning:[/] no explanation of gold rating(s) "
+                          f"{', '.join(k for k, v in rates.items() if v == 0)} was verified: scores and studies "
+                          "built on these pools cover the other ratings only (--verify 1-off|none or a stronger "
+                          "verifier model widen them)", highlight=False, soft_wrap=True)
     out_console.print(f"wrote {out}/references.jsonl, summary.json, run.json")
     exit_if_incomplete(out)
 
