@@ -7,6 +7,8 @@ from typing import Optional
 
 import typer
 
+from .metrics.text.registry import text_metrics
+
 from .commands.common import (BalanceOpt, BaseUrlOpt, CacheOpt, ConcurrencyOpt, DataOpt, LimitOpt, NCtxOpt, SeedOpt,
                               TopPOpt, byte_progress, count_progress, engine_fields, err_console, exit_if_incomplete,
                               friendly_errors,
@@ -235,7 +237,8 @@ def references(
 def score(
     predictions: Path = typer.Option(..., help="A run folder (or its predictions.jsonl)."),
     references: Path = typer.Option(..., help="A references folder from `recsaver references`."),
-    metrics: str = typer.Option("bleu,rouge1,meteor,bertscore", help="Comma-separated text metrics."),
+    metrics: str = typer.Option(",".join(text_metrics()), help="Comma-separated text metrics (the registry: "
+                                "recsaver/metrics/text/registry.py)."),
     out: Optional[Path] = typer.Option(None, help="Where to write text_scores.jsonl / text_metrics.json."),
     seed: int = typer.Option(0, help="Bootstrap seed."),
 ) -> None:

@@ -19,7 +19,7 @@ def _check_in(loader: Loader, key: tuple[str, ...], values: Sequence[Any], allow
 def validate(cfg: ExperimentConfig, loader: Loader) -> None:
     """Allowed values; imports the step modules' own lists so they cannot drift."""
     from ..data.prepare import DOMAINS
-    from ..metrics.text import TEXT_METRICS
+    from ..metrics.text import text_metrics
     from ..prompts import ABLATIONS
 
     _check_in(loader, ("tables",), cfg.tables, TABLES)
@@ -27,7 +27,7 @@ def validate(cfg: ExperimentConfig, loader: Loader) -> None:
     _check_in(loader, ("ablate",), cfg.ablate, METHODS)
     _check_in(loader, ("ablations",), cfg.ablations, ABLATIONS)
     _check_in(loader, ("references", "verify"), cfg.references.verify, ("exact", "1-off", "none"))
-    _check_in(loader, ("score", "metrics"), cfg.score.metrics, TEXT_METRICS)
+    _check_in(loader, ("score", "metrics"), cfg.score.metrics, text_metrics())
     _check_in(loader, ("split",), (cfg.split,), ("train", "test"))
     _check_in(loader, ("predict", "balance"), (cfg.predict.balance,), ("round-robin", "least-busy"))
     _check_in(loader, ("prepare", "targets"), (cfg.prepare.targets,), ("all", "last"))

@@ -16,12 +16,17 @@ import orjson
 from ..data.records import load_predictions
 from ..metrics.rating import HIGHER_IS_BETTER, METRIC_NAMES
 from ..metrics.significance import compare, marker
+from ..metrics.text.registry import REGISTRY
 from .tables import Row, Table, Value, fmt
 
 RATING_COLUMNS = {"binary_acc": "Binary Acc.", "binary_f1": "Binary F1", "binary_auc": "Binary AUC",
                   "multi_acc": "Multi. Acc.", "multi_auc": "Multi. AUC", "mae": "Multi. MAE",
                   "rmse": "Multi. RMSE"}
-TEXT_COLUMNS = {"bleu": "BLEU", "rouge1": "ROUGE-1 F1", "meteor": "METEOR", "bertscore": "BERTScore"}
+
+def text_columns() -> dict[str, str]:
+    """Text-metric name -> column title, in table order, from the metric registry."""
+    return {name: spec.label for name, spec in REGISTRY.items()}
+
 ROW_LABELS = {("cot", "none"): "Our Method (zero-shot CoT)", ("direct", "none"): "- No Reasoning Outputs",
               ("cot", "no-review"): "- No Review", ("cot", "no-review-no-rating"): "- No Review, No Rating",
               ("cot", "no-description"): "- No Item Description", ("cot", "one-shot"): "One-shot"}
@@ -53,7 +58,7 @@ def rating_table(key: str, title: str, rows: Sequence[RatingRow], *, reference: 
                  label_header: str = "Method") -> tuple[Table, list[dict[str, Any]]]:
     """Rows of rating metrics (+ reasoning metrics), each marked against its group's reference row."""
     rows = [r for r in rows if r.metrics is not None]
-    text_cols = [m for m in TEXT_COLUMNS if with_text and any(r.text and m in r.text for r in rows)]
+    text_cols = [m for m in text_columns() if with_text and any(r.text and m in r.text for r in rows)]
     tests: list[dict[str, Any]] = []
     out_rows = []
     ref_label = {}
@@ -88,7 +93,7 @@ def rating_table(key: str, title: str, rows: Sequence[RatingRow], *, reference: 
     if failed:
         notes.append("INCOMPLETE: failed model calls are left out of these rows (failed examples): "
                      + ", ".join(failed) + ". Rerun the experiment to retry them.")
-    columns = tuple([RATING_COLUMNS[m] for m in METRIC_NAMES] + [TEXT_COLUMNS[m] for m in text_cols])
+    columns = tuple([RATING_COLUMNS[m] for m in METRIC_NAMES] + [text_columns()[m] for m in text_cols])
     return Table(key, title, columns, tuple(out_rows), caption=caption, notes=tuple(notes),
                  lower_is_better=LOWER, label_header=label_header), tests
 
@@ -233,7 +238,7 @@ def table9(exp: Experiment) -> Table:
                 continue
             group = f"{exp.group(dom)} · {_cot_label(exp, c)}"
             for m in _scored_metrics(exp):
-                name = TEXT_COLUMNS[m]
+                name = text_columns()[m]
                 if any(s and m in s["overall"]["metrics"] for s in scores.values()):
                     rows.append(Row(group, name, tuple(fmt(s["overall"]["metrics"][m]["mean"]) if s and m in
                                                        s["overall"]["metrics"] else Value("–")
@@ -254,8 +259,8 @@ def table9(exp: Experiment) -> Table:
 
 def _scored_metrics(exp: Experiment) -> list[str]:
     """The text metrics the config scores, in the paper's column order."""
-    configured = (exp.cfg.get("score") or {}).get("metrics") or list(TEXT_COLUMNS)
-    return [m for m in TEXT_COLUMNS if m in configured]
+    configured = (exp.cfg.get("score") or {}).get("metrics") or list(text_columns())
+    return [m for m in text_columns() if m in configured]
 
 
 def table11(exp: Experiment) -> Table:
@@ -272,7 +277,7 @@ def table11(exp: Experiment) -> Table:
                                for m in cols) + (Value(str(part["n_scored"])),)
                 rows.append(Row(f"{exp.group(dom)} · {_cot_label(exp, c)}", label, values))
     return Table("table11", "Table 11: reasoning quality for correct and incorrect rating predictions",
-                 tuple(TEXT_COLUMNS[m] for m in cols) + ("n",), tuple(rows), label_header="Correct prediction",
+                 tuple(text_columns()[m] for m in cols) + ("n",), tuple(rows), label_header="Correct prediction",
                  notes=("Correct means the 5-class rating equals the gold rating; examples with an empty reference"
                         " pool are excluded.",))
 
@@ -290,7 +295,7 @@ def table15(exp: Experiment) -> Table:
             for key, label in stats:
                 rows.append(Row(f"{exp.group(dom)} · {_cot_label(exp, c)}", label,
                                 tuple(fmt(metrics[m][key]) if m in metrics else Value("–") for m in cols)))
-    return Table("table15", "Table 15: reasoning-metric statistics", tuple(TEXT_COLUMNS[m] for m in cols),
+    return Table("table15", "Table 15: reasoning-metric statistics", tuple(text_columns()[m] for m in cols),
                  tuple(rows), label_header="Statistic", notes=("Std-Dev is the sample standard deviation (ddof = 1).",))
 
 

@@ -12,7 +12,7 @@ from typing import Any, Sequence
 import orjson
 
 from ..data.records import load_predictions, read_jsonl, write_json, write_jsonl
-from ..metrics.text import TEXT_METRICS, TextScorer, aggregate
+from ..metrics.text import TextScorer, aggregate
 
 
 def _predictions_file(run: Path) -> Path:
@@ -54,7 +54,7 @@ def empty_pools_advice(refs: Path) -> str:
             "small models rarely recover the exact rating.")
 
 
-def run_score(run: Path, refs: Path, metrics: Sequence[str] = TEXT_METRICS, out: Path | None = None,
+def run_score(run: Path, refs: Path, metrics: Sequence[str] | None = None, out: Path | None = None,
               n_resamples: int = 1000, seed: int = 0, scorer: TextScorer | None = None) -> dict[str, Any]:
     """Per-example scores and aggregates, overall and split by rating correctness (Table 11)."""
     run = Path(run)

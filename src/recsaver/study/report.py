@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 
 from ..data.records import write_json
+from ..metrics.text.registry import REGISTRY, label as metric_label
 from .analysis import AnalysisConfig, analyze, faithful_items, item_means, load_scores, load_study
 
-METRIC_LABELS = {"bleu": "BLEU", "rouge1": "ROUGE-1 F1", "meteor": "METEOR", "bertscore": "BERTScore"}
 ERROR_LABELS = {"err_stats": "Incorrect product statistics", "err_info": "Incorrect product information",
                 "err_arith": "Arithmetic errors", "err_other": "Others"}
 
@@ -62,7 +62,7 @@ def tables(result: dict[str, Any]) -> list[Table]:
         t7 = result["table7_correlations"]
         rows = []
         for m in result["metrics"]:
-            row = [METRIC_LABELS.get(m, m)]
+            row = [metric_label(m)]
             for dim in ("coherence", "insightfulness"):
                 c = t7[dim][m]
                 row += [f"{_num(c['pearson']['r'])} {_ci(c['pearson']['ci'])}", _p(c["pearson"]["p_value"]),
@@ -77,7 +77,7 @@ def tables(result: dict[str, Any]) -> list[Table]:
         f"Items labelled by majority of raters ({t8['ties_excluded']} ties left out); Welch's two-sample t-test; "
         "CI of the difference of means.",
         ["", "Faithful", "Unfaithful", "Difference CI", "p-value", "n (f/u)"],
-        [[METRIC_LABELS.get(k, k.capitalize()), _num(v["faithful_mean"]), _num(v["unfaithful_mean"]),
+        [[(metric_label(k) if k in REGISTRY else k.capitalize()), _num(v["faithful_mean"]), _num(v["unfaithful_mean"]),
           _ci(v["difference_ci"]), _p(v["p_value"]), f"{v['n_faithful']}/{v['n_unfaithful']}"]
          for k, v in t8["rows"].items()]))
     if "table9_verification" in result:
@@ -86,7 +86,7 @@ def tables(result: dict[str, Any]) -> list[Table]:
             "Table 9: coherence vs NLG metrics, with and without self-verified references",
             "Pearson r of mean coherence with each metric; the difference uses the same bootstrap resamples.",
             ["Self-verification", "Yes", "Yes CI", "No", "No CI", "Difference CI", "n"],
-            [[METRIC_LABELS.get(m, m), _num(v["verified"]["r"]), _ci(v["verified"]["ci"]), _num(v["unverified"]["r"]),
+            [[metric_label(m), _num(v["verified"]["r"]), _ci(v["verified"]["ci"]), _num(v["unverified"]["r"]),
               _ci(v["unverified"]["ci"]), _ci(v["difference_ci"]), str(v["n"])] for m, v in t9.items()]))
     t13 = result["table13_correctness"]
     rows = []
@@ -137,7 +137,7 @@ def plots(study: Path, scores: list[Path]) -> dict[str, bytes]:
                     slope, intercept = np.polyfit(v[ok], h[ok], 1)
                     xs = np.linspace(v[ok].min(), v[ok].max(), 20)
                     ax.plot(xs, slope * xs + intercept, color="C3")
-                ax.set_xlabel(METRIC_LABELS.get(m, m))
+                ax.set_xlabel(metric_label(m))
                 ax.set_ylabel(f"mean {dim}")
         fig.suptitle("Human scores vs NLG metrics (one point per item)")
         out["scatter"] = _png(fig)
@@ -150,7 +150,7 @@ def plots(study: Path, scores: list[Path]) -> dict[str, bytes]:
         groups = [v[(label == 1) & ~np.isnan(v)], v[(label == 0) & ~np.isnan(v)]]
         ax.boxplot(groups)
         ax.set_xticks([1, 2], ["faithful", "unfaithful"])
-        ax.set_title(METRIC_LABELS.get(name, name))
+        ax.set_title(metric_label(name))
     fig.suptitle("Scores of faithful vs unfaithful items (majority of raters)")
     out["box"] = _png(fig)
     plt.close(fig)

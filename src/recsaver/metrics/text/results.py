@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable
 
-TEXT_METRICS = ("bleu", "rouge1", "meteor", "bertscore")
+from .registry import text_metrics
+
+TEXT_METRICS = text_metrics()  # the registry's names (registry.py is the one list)
 
 
 @dataclass(frozen=True)

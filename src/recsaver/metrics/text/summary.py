@@ -7,7 +7,8 @@ from typing import Sequence
 
 import numpy as np
 
-from .results import TEXT_METRICS, TextScores
+from .registry import text_metrics
+from .results import TextScores
 
 def aggregate(
     scores: Sequence[TextScores],
@@ -32,7 +33,8 @@ def aggregate(
         for m in s.scores:
             if m not in names:
                 names.append(m)
-    names.sort(key=lambda m: (TEXT_METRICS.index(m) if m in TEXT_METRICS else len(TEXT_METRICS), m))
+    order = text_metrics()
+    names.sort(key=lambda m: (order.index(m) if m in order else len(order), m))
     n = len(scores)
     table = np.array([[s.scores.get(m, np.nan) for m in names] for s in scores], dtype=float).reshape(n, len(names))
 

@@ -10,12 +10,13 @@ from typing import Sequence
 import numpy as np
 
 from ...data.records import read_jsonl
+from ...metrics.text.registry import text_metrics
 from ..answers import ERROR_KEYS
 from ..db import StudyDB
 
 DIMENSIONS = ("coherence", "faithfulness", "insightfulness")
 LIKERT = (1, 2, 3, 4, 5)
-METRIC_ORDER = ("bleu", "rouge1", "meteor", "bertscore")
+METRIC_ORDER = text_metrics()  # the metric registry's order
 
 
 @dataclass
@@ -68,7 +69,7 @@ def load_scores(study: Path, folders: Sequence[Path], keys: list[tuple[int, str]
         if not path.exists():
             raise FileNotFoundError(f"{path}: no text scores (run `recsaver score` first)")
         tables.append({row["example_id"]: row for row in read_jsonl(path)})
-    metrics = [m for m in METRIC_ORDER if any(m in row for t in tables for row in t.values())]
+    metrics = [m for m in text_metrics() if any(m in row for t in tables for row in t.values())]
     out = {m: np.full(len(keys), np.nan) for m in metrics}
     for i, (run_id, eid) in enumerate(keys):
         table = tables[0] if len(tables) == 1 else tables[run_ids.index(run_id)]
