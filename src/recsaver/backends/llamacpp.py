@@ -15,11 +15,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ..prompts.rating import DIGITS, rating_continuation
 from .base import Generation, GenerationRequest, OnResult
 from .cpu_share import CoreShare, available_cores
-
-RATING_HEADER = "### Rating ###\n"
-DIGITS = ("1", "2", "3", "4", "5")
 
 
 class LlamaCppBackend:
@@ -165,11 +163,7 @@ class LlamaCppBackend:
         The answer is cut at its last rating header; when it has none, the header
         is appended, so every answer yields a distribution (paper Section 4.3).
         """
-        cut = completion.rfind(RATING_HEADER.strip())
-        head = completion[:cut] if cut >= 0 else completion.rstrip() + "\n\n"
-        if cut < 0 and not completion.strip():
-            head = ""
-        full = prompt_tokens + self.llm.tokenize((head + RATING_HEADER).encode("utf-8"), add_bos=False,
+        full = prompt_tokens + self.llm.tokenize(rating_continuation(completion).encode("utf-8"), add_bos=False,
                                                  special=False)
         self._eval_with_prefix_reuse(full)
         import llama_cpp

@@ -17,7 +17,7 @@ functions below and is tested without vllm.
 - `rating_probs`: requests are sampled with ``logprobs=20``; when the answer's last rating
   header is followed by a token, the digits' top-20 logprobs at that position give P(1..5).
   Otherwise (no header, or the answer ends at it) one extra 1-token call on prompt +
-  answer head + ``"### Rating ###\\n"`` reads them (prefix caching makes it cheap). Digits
+  answer head + the rating header reads them (prefix caching makes it cheap). Digits
   outside the top 20 count as 0.
 """
 
@@ -108,7 +108,7 @@ def digit_distribution(top_logprobs: dict[int, float], digit_ids: Sequence[int]
 
 
 def header_position(token_ids: Sequence[int], decode: Callable[[list[int]], str]) -> int | None:
-    """Index of the generated token that follows the answer's last ``"### Rating ###\\n"``.
+    """Index of the generated token that follows the answer's last rating header.
 
     None when the answer has no rating header, its last header is not followed by a newline,
     the header does not end on a token boundary, or nothing follows it.

@@ -23,11 +23,12 @@ from .builder import (
 )
 from .grammar import budget_lines, explanation_grammar, rating_grammar, rating_regex, validate_gbnf
 from .parse import ParsedAnswer, parse_answer, parse_explanation, scrub_explanation
+from .rating import DIGITS, rating_continuation
 from .templates import available_versions
 
 __all__ = [
-    "ABLATIONS", "DOMAIN_WORDS", "METHODS", "MISSING", "RATING_HEADER", "REASON_HEADER",
+    "ABLATIONS", "DIGITS", "DOMAIN_WORDS", "METHODS", "MISSING", "RATING_HEADER", "REASON_HEADER",
     "Ablation", "Method", "OneShot", "ParsedAnswer", "PromptBuilder", "PromptOptions", "PromptTooLongError",
     "available_versions", "budget_lines", "choose_one_shot", "explanation_grammar", "parse_answer",
-    "parse_explanation", "rating_grammar", "rating_regex", "scrub_explanation", "validate_gbnf",
+    "parse_explanation", "rating_continuation", "rating_grammar", "rating_regex", "scrub_explanation", "validate_gbnf",
 ]

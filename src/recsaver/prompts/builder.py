@@ -33,6 +33,7 @@ from typing import Callable, Literal, get_args
 from ..data.records import RATINGS, Example, HistoryEntry, Item
 from .grammar import rating_grammar, rating_regex
 from .parse import ParsedAnswer, has_rating_header, parse_answer, scrub_explanation
+from .rating import RATING_HEADER
 from .templates import available_versions, load_template, without_lines
 
 Method = Literal["cot", "direct"]
@@ -42,7 +43,6 @@ ABLATIONS: tuple[str, ...] = get_args(Ablation)
 
 MISSING = "N/A"
 REASON_HEADER = "### Reason ###\n"
-RATING_HEADER = "### Rating ###\n"
 
 # Domain wording of Table 12: the item noun, its capitalized label, and the verb of the history.
 DOMAIN_WORDS: dict[str, dict[str, str]] = {

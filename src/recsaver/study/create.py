@@ -7,7 +7,7 @@ to the human raters"):
   context). The history keeps the user's PAST ratings ("User Rating: 4"): they are part of
   what the model reasoned from, and a rater needs them to judge statements such as "the
   user rates most moisturizers 5" (Table 13's "incorrect product statistics");
-- the reasoning without its "### Rating ###" part, and with every sentence that states the
+- the reasoning without its rating header part, and with every sentence that states the
   predicted rating of the new item replaced by a marker (see `redact_prediction`).
 The gold and predicted ratings stay in the database (never in a page) for Table 13.
 """

@@ -17,7 +17,7 @@ Behaviour to know:
   `generate` takes no per-row generator).
 - Stop strings end a sequence early and the text is cut at the first one.
 - `rating_probs`: one extra forward pass over prompt + answer cut at its last rating
-  header (header appended when absent) + ``"### Rating ###\\n"``; P(1..5) from the
+  header (header appended when absent) + the rating header; P(1..5) from the
   next-token distribution, digit ids resolved with the tokenizer. For seq2seq models the
   answer head + header is the decoder input.
 - Grammars: transformers has no GBNF support, so `request.grammar` is ignored here (one

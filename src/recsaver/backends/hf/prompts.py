@@ -5,27 +5,18 @@ from __future__ import annotations
 
 from typing import Any, Callable, Sequence
 
+# The header, digits and continuation are prompts' (re-exported here for the vLLM backend and the tests).
+from ...prompts.rating import DIGITS, RATING_HEADER, rating_continuation
 from ..base import GenerationRequest
 
-RATING_HEADER = "### Rating ###\n"
-DIGITS = ("1", "2", "3", "4", "5")
-
-
-def rating_continuation(completion: str) -> str:
-    """The text appended to the prompt before reading P(1..5): the answer cut at its last
-    rating header (or the whole answer and a blank line when it has none) + the header."""
-    cut = completion.rfind(RATING_HEADER.strip())
-    head = completion[:cut] if cut >= 0 else completion.rstrip() + "\n\n"
-    if cut < 0 and not completion.strip():
-        head = ""
-    return head + RATING_HEADER
+_ = (DIGITS, rating_continuation)
 
 
 def rating_digit_ids(encode: Callable[[str], list[int]]) -> list[int]:
     """Token ids of "1".."5" as they follow the rating header, resolved with the tokenizer.
 
     `encode(text)` tokenizes without special tokens. The id is the one token that the digit
-    adds after ``"### Rating ###\\n"``; where the tokenizer merges across that boundary the
+    adds after the rating header; where the tokenizer merges across that boundary the
     digit tokenized alone is used, and it must be a single token.
     """
     base = encode(RATING_HEADER)

@@ -42,7 +42,7 @@ Constrained decoding (`request.grammar`), by `constraint_style`:
 `rating_probs`: an OpenAI-compatible server exposes P(1..5) only through the
 ``top_logprobs`` of the generated tokens, so such a request asks for
 ``logprobs: true, top_logprobs: 20`` (``logprobs: 20`` on /completions) and
-reads the token that follows the *last* ``### Rating ###`` header in the
+reads the token that follows the *last* rating header in the
 answer: the top-20 entries whose stripped text is one of "1".."5" are
 exponentiated, their sum is `digit_mass`, and normalized they are
 `rating_probs`. Unlike the in-process llama.cpp backend the header cannot be

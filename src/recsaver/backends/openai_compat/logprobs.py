@@ -5,8 +5,10 @@ from __future__ import annotations
 import math
 from typing import Any, Sequence
 
-RATING_HEADER = "### Rating ###"
-DIGITS = ("1", "2", "3", "4", "5")
+from ...prompts.rating import DIGITS
+from ...prompts.rating import RATING_HEADER as _HEADER_LINE
+
+RATING_HEADER = _HEADER_LINE.strip()  # searched for in the returned text, whatever whitespace follows it
 TOP_LOGPROBS = 20
 
 
