@@ -71,6 +71,15 @@ class GenerationRequest:
     def with_sample(self, index: int) -> "GenerationRequest":
         return replace(self, sample_index=index)
 
+    def sample_seed(self, sample_index: int | None = None) -> int:
+        """The engine seed of this sample (or of `sample_index`): one derivation for every backend.
+
+        Distinct per sample so the M samples of one prompt differ; below 2**31 so every engine
+        (llama.cpp, torch, vLLM, OpenAI-compatible servers) takes it as it is.
+        """
+        index = self.sample_index if sample_index is None else sample_index
+        return (self.params.seed * 1_000_003 + index) % (2**31)
+
 
 @dataclass(frozen=True)
 class Generation:

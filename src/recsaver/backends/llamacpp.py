@@ -137,7 +137,7 @@ class LlamaCppBackend:
             max_tokens=p.max_tokens,
             temperature=p.temperature,
             top_p=p.top_p,
-            seed=(p.seed * 1_000_003 + request.sample_index) % (2**31),
+            seed=request.sample_seed(),
             stop=list(p.stop) + stops,
             grammar=self._grammar(request.grammar) if request.grammar else None,
         )

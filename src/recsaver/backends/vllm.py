@@ -65,8 +65,8 @@ def group_samples(requests: Sequence[GenerationRequest], indices: Sequence[int] 
     """Group requests (all, or those at `indices`) by everything but `sample_index`.
 
     Sampled groups get ``n`` = the number of distinct sample indices, output j for the j-th
-    smallest, and ``seed = params.seed * 1_000_003 + smallest sample index``. Greedy groups
-    (temperature 0) get n=1, every member taking output 0. Groups keep first-seen order.
+    smallest, and the seed of the smallest sample index (``GenerationRequest.sample_seed``).
+    Greedy groups (temperature 0) get n=1, every member taking output 0. Groups keep first-seen order.
     """
     by_key: dict[tuple[Any, ...], list[int]] = {}
     for i in range(len(requests)) if indices is None else indices:
@@ -80,7 +80,7 @@ def group_samples(requests: Sequence[GenerationRequest], indices: Sequence[int] 
             groups.append(SampleGroup(first, 1, p.seed, [(i, 0) for i in members]))
             continue
         pos = {s: j for j, s in enumerate(samples)}
-        groups.append(SampleGroup(first, len(samples), (p.seed * 1_000_003 + samples[0]) % (2**63 - 1),
+        groups.append(SampleGroup(first, len(samples), requests[first].sample_seed(samples[0]),
                                   [(i, pos[requests[i].sample_index]) for i in members]))
     return groups
 

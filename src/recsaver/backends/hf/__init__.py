@@ -12,9 +12,9 @@ Behaviour to know:
   template, gives a plain-text prompt (messages joined by blank lines, as llama.cpp does).
 - Batching: requests with equal sampling params are run together, `batch_size` at a time
   (left padding for causal LMs). Greedy requests (temperature 0) are batched; *sampled
-  requests are run one at a time*, each after `torch.manual_seed(seed * 1_000_003 +
-  sample_index)`, so a sample does not depend on what else was in its batch (transformers'
-  `generate` takes no per-row generator).
+  requests are run one at a time*, each after `torch.manual_seed(request.sample_seed())`, so a
+  sample does not depend on what else was in its batch (transformers' `generate` takes no per-row
+  generator).
 - Stop strings end a sequence early and the text is cut at the first one.
 - `rating_probs`: one extra forward pass over prompt + answer cut at its last rating
   header (header appended when absent) + the rating header; P(1..5) from the

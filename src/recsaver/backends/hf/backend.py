@@ -164,7 +164,7 @@ class HFBackend:
             gen_kwargs["stopping_criteria"] = _stop_criteria(self.tokenizer, p.stop, 1 if self.is_seq2seq else width)
         if p.temperature > 0:
             assert len(requests) == 1, "sampled requests run one at a time"
-            torch.manual_seed((p.seed * 1_000_003 + requests[0].sample_index) % (2**63 - 1))
+            torch.manual_seed(requests[0].sample_seed())
         with torch.inference_mode():
             out = self.model.generate(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
                                       **gen_kwargs)

@@ -26,7 +26,7 @@ class RequestBodies:
             "top_p": p.top_p,
             "max_tokens": p.max_tokens,
             # One seed per sample, as the llama.cpp backend does, so the M samples of a prompt differ.
-            "seed": (p.seed * 1_000_003 + request.sample_index) % (2**31),
+            "seed": request.sample_seed(),
             "n": 1,
             "stream": False,
         }
