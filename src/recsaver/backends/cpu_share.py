@@ -2,10 +2,11 @@
 
 llama.cpp's worker threads spin while they wait, so two runs that each take every core do not run at
 half speed each: they thrash (measured: 600 s each for a job one run finishes in 40 s). Each process
-that is generating with llama.cpp holds an flock'ed file in `$TMPDIR/recsaver-<uid>/cores/` (one folder per user and
-machine, whatever cache or RECSAVER_HOME each run uses; `RECSAVER_CORES_DIR` overrides it); before every generation the
-backend counts the live holders and uses `cores // holders` threads (at least 1). A file whose lock
-can be taken belongs to a process that is gone, and is removed. A fixed `n_threads` turns this off.
+that is generating with llama.cpp holds an flock'ed file in `$TMPDIR/recsaver-<uid>/cores/` (one
+folder per user and machine, whatever cache or RECSAVER_HOME each run uses; `RECSAVER_CORES_DIR`
+overrides it); before every generation the backend counts the live holders and uses
+`cores // holders` threads (at least 1). A file whose lock can be taken belongs to a process that is
+gone, and is removed. A fixed `n_threads` turns this off.
 """
 
 from __future__ import annotations

@@ -123,7 +123,7 @@ def engine_fields(n_ctx: int, base_url: list[str], balance: str, concurrency: in
             "cache": str(cache) if cache else None}
 
 
-def exit_if_incomplete(run_folder: Path, rerun: str = "run the same command again") -> None:
+def exit_if_incomplete(run_folder: Path) -> None:
     """After a step: when RUN/run.json says some model calls failed, say how many and why, and exit 3.
 
     A failed call is never scored as an answer (see steps/runs.py); this is where the user hears of it.
@@ -143,6 +143,7 @@ def exit_if_incomplete(run_folder: Path, rerun: str = "run the same command agai
     err_console.print(
         f"[bold yellow]warning:[/] {run.get('failed_calls')} of {run.get('requests')} model calls failed "
         f"({top}). The run is incomplete: {path} says so, failed examples are marked status=failed and left "
-        f"out of every metric. Once the engine works, {rerun}: only the failed calls are made again.",
+        f"out of every metric. Once the engine works, run the same command again: only the failed calls "
+        "are made again.",
         highlight=False, soft_wrap=True)
     raise typer.Exit(EXIT_INCOMPLETE)

@@ -6,10 +6,8 @@ from __future__ import annotations
 from typing import Any, Callable, Sequence
 
 # The header, digits and continuation are prompts' (re-exported here for the vLLM backend and the tests).
-from ...prompts.rating import DIGITS, RATING_HEADER, rating_continuation
+from ...prompts.rating import DIGITS, RATING_HEADER, rating_continuation  # noqa: F401
 from ..base import GenerationRequest
-
-_ = (DIGITS, rating_continuation)
 
 
 def rating_digit_ids(encode: Callable[[str], list[int]]) -> list[int]:
