@@ -61,8 +61,14 @@ def plain(cfg: FinetuneConfig, out: Path) -> float:
     """The hand-written baseline: same model, LoRA config, rows, arguments and checkpoints."""
     t = time.perf_counter()
     from peft import LoraConfig, TaskType, get_peft_model
-    from transformers import (AutoModelForCausalLM, AutoTokenizer, DataCollatorForSeq2Seq, Trainer,
-                              TrainingArguments, set_seed)
+    from transformers import (
+        AutoModelForCausalLM,
+        AutoTokenizer,
+        DataCollatorForSeq2Seq,
+        Trainer,
+        TrainingArguments,
+        set_seed,
+    )
 
     set_seed(cfg.seed)
     path = resolve_student(cfg.model)

@@ -3,16 +3,30 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
+from .commands.common import (
+    BalanceOpt,
+    BaseUrlOpt,
+    CacheOpt,
+    ConcurrencyOpt,
+    DataOpt,
+    LimitOpt,
+    NCtxOpt,
+    SeedOpt,
+    TopPOpt,
+    byte_progress,
+    count_progress,
+    engine_fields,
+    err_console,
+    exit_if_incomplete,
+    friendly_errors,
+    generation_progress,
+    out_console,
+    print_metrics,
+)
 from .metrics.text.registry import text_metrics
-
-from .commands.common import (BalanceOpt, BaseUrlOpt, CacheOpt, ConcurrencyOpt, DataOpt, LimitOpt, NCtxOpt, SeedOpt,
-                              TopPOpt, byte_progress, count_progress, engine_fields, err_console, exit_if_incomplete,
-                              friendly_errors,
-                              generation_progress, out_console, print_metrics)
 
 app = typer.Typer(help="recsaver: LLM reasoning for rating prediction, and Rec-SAVER evaluation of it.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -23,7 +37,7 @@ app.add_typer(data_app, name="data")
 @friendly_errors
 def data_prepare(
     reviews: Path = typer.Argument(..., help="Review dump (2014/2018/2023 layout, .gz or plain; detected by content)."),
-    meta: Optional[Path] = typer.Argument(None, help="Item metadata dump (optional)."),
+    meta: Path | None = typer.Argument(None, help="Item metadata dump (optional)."),
     domain: str = typer.Option(..., help="beauty | movies: prompt wording and brand fallbacks."),
     out: Path = typer.Option(..., help="Output folder for train.jsonl, test.jsonl, stats.json."),
     min_history: int = typer.Option(4, help="Fewest earlier reviews a target needs."),
@@ -32,7 +46,7 @@ def data_prepare(
     history_overflow: str = typer.Option("skip", help="skip | truncate targets with more than max-history earlier reviews."),
     train_per_label: int = typer.Option(800, help="Train examples per rating label."),
     test_per_label: int = typer.Option(100, help="Test examples per rating label."),
-    test_fraction: Optional[float] = typer.Option(None, help="Share of users in test (default: test/(train+test))."),
+    test_fraction: float | None = typer.Option(None, help="Share of users in test (default: test/(train+test))."),
     seed: int = typer.Option(0, help="Seed for the user split and the sampling."),
     on_bad_line: str = typer.Option("error", help="error | skip (skipped lines are counted in stats.json)."),
     max_description_chars: int = typer.Option(600, help="Cap on item descriptions."),
@@ -73,7 +87,7 @@ def data_download(
     release: str = typer.Option(..., help="2023 | 2018"),
     category: str = typer.Option(..., help="Category as named in the release, e.g. All_Beauty, Movies_and_TV."),
     out: Path = typer.Option(Path("data/raw"), help="Folder to download into."),
-    base_url: Optional[str] = typer.Option(None, help="Mirror to use instead of the official host."),
+    base_url: str | None = typer.Option(None, help="Mirror to use instead of the official host."),
     five_core: bool = typer.Option(False, help="2018 only: the 5-core review file."),
     meta: bool = typer.Option(True, help="Also fetch the metadata file."),
     progress: bool = typer.Option(True, help="Show progress bars."),
@@ -117,7 +131,7 @@ def baseline(
 @friendly_errors
 def metrics(
     predictions: Path = typer.Argument(..., help="A predictions.jsonl file."),
-    out: Optional[Path] = typer.Option(None, help="Where to write metrics.json (default: beside the predictions)."),
+    out: Path | None = typer.Option(None, help="Where to write metrics.json (default: beside the predictions)."),
     resamples: int = typer.Option(1000, help="Bootstrap resamples for the 95% CIs."),
     seed: int = typer.Option(0, help="Bootstrap seed."),
 ) -> None:
@@ -239,7 +253,7 @@ def score(
     references: Path = typer.Option(..., help="A references folder from `recsaver references`."),
     metrics: str = typer.Option(",".join(text_metrics()), help="Comma-separated text metrics (the registry: "
                                 "recsaver/metrics/text/registry.py)."),
-    out: Optional[Path] = typer.Option(None, help="Where to write text_scores.jsonl / text_metrics.json."),
+    out: Path | None = typer.Option(None, help="Where to write text_scores.jsonl / text_metrics.json."),
     seed: int = typer.Option(0, help="Bootstrap seed."),
 ) -> None:
     """Reasoning quality against the verified reference pool: BLEU, ROUGE-1, METEOR, BERTScore."""

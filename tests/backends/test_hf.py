@@ -16,10 +16,9 @@ import logging
 import math
 from pathlib import Path
 
-import pytest
-
 # Installed by `make test` (the hf extra): a missing package is a broken install, not a skip.
 import gguf  # noqa: E402,F401
+import pytest
 import torch  # noqa: E402
 import transformers  # noqa: E402,F401
 

@@ -24,7 +24,6 @@ from recsaver.backends.openai_compat import OpenAIBackend, parse_retry_after, ra
 from .fault_server import Fault, FaultServer, chat_logprobs
 from .llama_server import SMOLLM2_FILE, start_llama_server
 
-
 FAST = dict(timeout=2.0, max_retries=3, backoff_base=0.01, backoff_max=0.05, api_key_env=None)
 
 

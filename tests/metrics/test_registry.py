@@ -3,7 +3,8 @@ and scoring, aggregates, the paper tables and the study report pick it up."""
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import pytest
 

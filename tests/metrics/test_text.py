@@ -14,8 +14,6 @@ import os
 import numpy as np
 import pytest
 
-from ..conftest import SHARED_DATA, require_shared_data
-
 from recsaver.metrics.text import (
     TEXT_METRICS,
     MetricUnavailableError,
@@ -25,6 +23,8 @@ from recsaver.metrics.text import (
     tokenize,
 )
 from recsaver.metrics.wordnet import WORDNET_FILES, ensure_wordnet
+
+from ..conftest import SHARED_DATA, require_shared_data
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +119,6 @@ def test_empty_pool_excluded_and_empty_candidate_scores_zero(scorer, texts):
 
 def test_bertscore_equals_bert_score_score(scorer, texts):
     import bert_score
-
     import torch
 
     b = scorer._bert

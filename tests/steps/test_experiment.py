@@ -24,9 +24,8 @@ def test_table3_plan_is_the_papers_grid() -> None:
 
 
 def test_table3_data_cells_give_fifty_balanced_test_examples_per_domain(tmp_path: Path) -> None:
-    from tests.conftest import require_shared_data
-
     from recsaver.steps.experiment import ExperimentRunner
+    from tests.conftest import require_shared_data
 
     require_shared_data()
     runner = ExperimentRunner(load_config(REPO / "configs" / "table3.yaml"), tmp_path)

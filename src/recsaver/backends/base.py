@@ -9,8 +9,9 @@ raised, so a long run is not lost to one bad call.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Protocol, Sequence, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import orjson
 
@@ -50,7 +51,7 @@ class GenerationRequest:
     tag: str = ""  # free text for logs (e.g. example id); not part of the key
 
     @staticmethod
-    def from_messages(messages: Sequence[Message], **kwargs: Any) -> "GenerationRequest":
+    def from_messages(messages: Sequence[Message], **kwargs: Any) -> GenerationRequest:
         return GenerationRequest(messages=tuple((m["role"], m["content"]) for m in messages), **kwargs)
 
     def message_dicts(self) -> list[Message]:
@@ -68,7 +69,7 @@ class GenerationRequest:
         }
         return hashlib.sha256(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
-    def with_sample(self, index: int) -> "GenerationRequest":
+    def with_sample(self, index: int) -> GenerationRequest:
         return replace(self, sample_index=index)
 
     def sample_seed(self, sample_index: int | None = None) -> int:
@@ -107,7 +108,7 @@ class Generation:
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any], cached: bool = False) -> "Generation":
+    def from_dict(cls, d: dict[str, Any], cached: bool = False) -> Generation:
         probs = d.get("rating_probs")
         return cls(
             text=d.get("text"), error=d.get("error"), prompt_tokens=int(d.get("prompt_tokens") or 0),

@@ -15,9 +15,9 @@ import fcntl
 import os
 import tempfile
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 
 def available_cores() -> int:

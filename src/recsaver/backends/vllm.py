@@ -27,8 +27,9 @@ import gc
 import logging
 import math
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence, TypeVar
+from typing import Any, TypeVar
 
 from .base import Generation, GenerationRequest, OnResult
 from .hf import RATING_HEADER, join_messages, rating_continuation, rating_digit_ids, weights_identity

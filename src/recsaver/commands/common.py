@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import functools
 import sys
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, Callable, Iterator, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -20,7 +21,7 @@ err_console = Console(stderr=True, soft_wrap=not sys.stderr.isatty())
 # Options shared by predict, references, distill sample (and baseline: --data, --limit). Typer takes an
 # Annotated option's default from the signature, so each command still writes its own default there.
 DataOpt = Annotated[Path, typer.Option(help="Folder written by `recsaver data prepare`.")]
-LimitOpt = Annotated[Optional[int], typer.Option(help="Use only the first N examples.")]
+LimitOpt = Annotated[int | None, typer.Option(help="Use only the first N examples.")]
 SeedOpt = Annotated[int, typer.Option(help="Sampling seed.")]
 TopPOpt = Annotated[float, typer.Option(help="Nucleus sampling.")]
 NCtxOpt = Annotated[int, typer.Option(help="Context window to allocate / assume.")]
@@ -28,7 +29,7 @@ BaseUrlOpt = Annotated[list[str], typer.Option(help="OpenAI-compatible server(s)
 BalanceOpt = Annotated[str, typer.Option(help="How openai/... spreads requests over several --base-url servers: "
                                               "round-robin | least-busy.")]
 ConcurrencyOpt = Annotated[int, typer.Option(help="Parallel requests for server backends.")]
-CacheOpt = Annotated[Optional[Path], typer.Option(help="SQLite generation cache (default ~/.cache/recsaver).")]
+CacheOpt = Annotated[Path | None, typer.Option(help="SQLite generation cache (default ~/.cache/recsaver).")]
 
 
 def friendly_errors(func: Callable[..., Any]) -> Callable[..., Any]:

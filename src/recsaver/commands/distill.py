@@ -2,15 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any
 
 import typer
 
-from .common import (BalanceOpt, BaseUrlOpt, CacheOpt, ConcurrencyOpt, DataOpt, LimitOpt, NCtxOpt, SeedOpt, TopPOpt,
-                     engine_fields, err_console, exit_if_incomplete, friendly_errors, generation_progress,
-                     out_console)
+from .common import (
+    BalanceOpt,
+    BaseUrlOpt,
+    CacheOpt,
+    ConcurrencyOpt,
+    DataOpt,
+    LimitOpt,
+    NCtxOpt,
+    SeedOpt,
+    TopPOpt,
+    engine_fields,
+    err_console,
+    exit_if_incomplete,
+    friendly_errors,
+    generation_progress,
+    out_console,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -90,9 +105,9 @@ def finetune(
     train: Path = typer.Option(..., help="SFT folder (or its train.jsonl) from `recsaver distill build`."),
     model: str = typer.Option("smollm2-135m", help="Student: built-in name, local HF folder or hub id."),
     out: Path = typer.Option(..., help="Output folder: the student, checkpoints/, train_log.jsonl, run.json."),
-    lora: Optional[int] = typer.Option(None, help="LoRA rank (default 8 unless --full)."),
+    lora: int | None = typer.Option(None, help="LoRA rank (default 8 unless --full)."),
     full: bool = typer.Option(False, help="Train every weight instead of a LoRA adapter."),
-    lora_alpha: Optional[int] = typer.Option(None, help="LoRA alpha (default 2 x rank)."),
+    lora_alpha: int | None = typer.Option(None, help="LoRA alpha (default 2 x rank)."),
     lora_target: list[str] = typer.Option([], help="LoRA target module names (repeatable; default q, v)."),
     epochs: float = typer.Option(1.0, help="Passes over the rows."),
     lr: float = typer.Option(1e-4, help="Learning rate (the paper's 1e-4)."),
@@ -101,11 +116,11 @@ def finetune(
     max_length: int = typer.Option(2048, help="Longest row in tokens; longer rows are dropped and counted."),
     dropout: float = typer.Option(0.25, help="Dropout (LoRA dropout, or the model's rates with --full)."),
     seed: int = typer.Option(0, help="Seed for initialisation and data order."),
-    max_steps: Optional[int] = typer.Option(None, help="Stop after N optimizer steps (overrides --epochs)."),
+    max_steps: int | None = typer.Option(None, help="Stop after N optimizer steps (overrides --epochs)."),
     save_steps: int = typer.Option(50, help="Checkpoint every N steps (and at the end)."),
     resume: bool = typer.Option(False, help="Continue from the last checkpoint in --out."),
     merge: bool = typer.Option(True, help="With LoRA, also write OUT/merged (adapter merged into the base)."),
-    threads: Optional[int] = typer.Option(None, help="torch CPU threads (fewer can be faster on a busy CPU)."),
+    threads: int | None = typer.Option(None, help="torch CPU threads (fewer can be faster on a busy CPU)."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
     """Fine-tune a student (LoRA or full) on SFT rows; loss on the target tokens only."""

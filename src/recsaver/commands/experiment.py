@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any
 
 import typer
 
@@ -18,7 +19,7 @@ experiment_app = typer.Typer(help="Experiment grids that reproduce the paper's t
 def experiment_run(
     config: Path = typer.Argument(..., help="An experiment config, e.g. configs/table3.yaml."),
     set_: list[str] = typer.Option([], "--set", help="Override a config key: --set predict.limit=5 (repeatable)."),
-    out: Optional[Path] = typer.Option(None, help="Experiment folder (default: the config's `out`, else "
+    out: Path | None = typer.Option(None, help="Experiment folder (default: the config's `out`, else "
                                                   "runs/<name>)."),
     progress: bool = typer.Option(True, help="Show progress bars."),
 ) -> None:

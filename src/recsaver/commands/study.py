@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -23,7 +22,7 @@ def register(app: typer.Typer) -> None:
     @friendly_errors
     def create(
         predictions: list[Path] = typer.Option(..., help="A run folder from `recsaver predict` (repeatable)."),
-        references: Optional[Path] = typer.Option(None, help="References folder: only examples with a "
+        references: Path | None = typer.Option(None, help="References folder: only examples with a "
                                                   "non-empty pool are sampled (so they can be scored)."),
         per_domain: int = typer.Option(50, help="Items per domain, balanced over gold ratings 1-5."),
         raters: int = typer.Option(3, help="Raters per item."),
@@ -73,7 +72,7 @@ def register(app: typer.Typer) -> None:
     def raters_add(
         study: Path = typer.Argument(..., help="Study folder."),
         name: str = typer.Argument(..., help="Rater name (unique)."),
-        max_items: Optional[int] = typer.Option(None, help="Assign at most this many items."),
+        max_items: int | None = typer.Option(None, help="Assign at most this many items."),
         base_url: str = typer.Option(DEFAULT_URL, help="Where `study serve` is reachable."),
     ) -> None:
         """Add a rater, assign the items that still lack raters, print the personal link."""
@@ -126,7 +125,7 @@ def register(app: typer.Typer) -> None:
                                           "(one, or one per run in the order of `create`)."),
         scores_unverified: list[Path] = typer.Option([], help="The same, scored against unverified references "
                                                      "(Table 9)."),
-        out: Optional[Path] = typer.Option(None, help="Report folder (default STUDY/analysis)."),
+        out: Path | None = typer.Option(None, help="Report folder (default STUDY/analysis)."),
         resamples: int = typer.Option(1000, help="Bootstrap resamples for the CIs."),
         seed: int = typer.Option(0, help="Bootstrap seed."),
     ) -> None:

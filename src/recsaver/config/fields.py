@@ -5,7 +5,8 @@ from __future__ import annotations
 import collections.abc
 import types
 import typing
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from .settings import DomainSpec
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 TABLES = ("table3", "table4", "table5", "table9", "table11", "table15")
 METHODS = ("cot", "direct")

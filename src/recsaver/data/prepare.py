@@ -11,19 +11,28 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .. import __version__
-from .records import RATINGS, Example, HistoryEntry, Item, Target, example_id, write_json, write_jsonl
-from .sources import (FastPathUnavailable, FieldCaps, OnBadLine, ReadReport, detect_review_layout,
-                      iter_review_batches, iter_reviews, read_meta)
 from .clean import clean_text
+from .records import RATINGS, Example, HistoryEntry, Item, Target, example_id, write_json, write_jsonl
+from .sources import (
+    FastPathUnavailable,
+    FieldCaps,
+    OnBadLine,
+    ReadReport,
+    detect_review_layout,
+    iter_review_batches,
+    iter_reviews,
+    read_meta,
+)
 
 Domain = Literal["beauty", "movies"]
 DOMAINS: tuple[str, ...] = ("beauty", "movies")

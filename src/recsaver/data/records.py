@@ -7,9 +7,10 @@ them), so `to_dict`/`from_dict` spell them out instead of relying on `asdict`.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import orjson
 
@@ -34,7 +35,7 @@ class Item:
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any] | None) -> "Item":
+    def from_dict(cls, d: dict[str, Any] | None) -> Item:
         d = d or {}
         return cls(
             title=d.get("title"),
@@ -65,7 +66,7 @@ class HistoryEntry:
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "HistoryEntry":
+    def from_dict(cls, d: dict[str, Any]) -> HistoryEntry:
         return cls(
             item_id=d["item_id"],
             timestamp=int(d["timestamp"]),
@@ -86,7 +87,7 @@ class Target:
         return {"item_id": self.item_id, "timestamp": self.timestamp, "item": self.item.to_dict()}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Target":
+    def from_dict(cls, d: dict[str, Any]) -> Target:
         return cls(item_id=d["item_id"], timestamp=int(d["timestamp"]), item=Item.from_dict(d.get("item")))
 
 
@@ -112,7 +113,7 @@ class Example:
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Example":
+    def from_dict(cls, d: dict[str, Any]) -> Example:
         return cls(
             example_id=d["example_id"],
             domain=d["domain"],
@@ -163,7 +164,7 @@ class Prediction:
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Prediction":
+    def from_dict(cls, d: dict[str, Any]) -> Prediction:
         probs = d.get("probs")
         return cls(
             example_id=d["example_id"],

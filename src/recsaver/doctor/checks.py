@@ -6,10 +6,10 @@ import platform
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Callable
 
 from .cpu import build_problems, cpu_flags, cpu_name, llama_features
 from .probe import probe_command, run_probe

@@ -14,7 +14,8 @@ Predictions without probabilities are skipped and counted.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 

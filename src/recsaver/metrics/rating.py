@@ -55,9 +55,10 @@ test-suite pins every bulk statistic to the scikit-learn point value of each res
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from numbers import Integral
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import scipy

@@ -18,7 +18,8 @@ metrics' worst-case rule (`recsaver.metrics.rating.substitute`).
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import scipy.stats

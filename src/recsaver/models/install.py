@@ -11,8 +11,8 @@ import sys
 import tempfile
 import time
 import zipfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 from .errors import ChecksumMismatchError, ModelInstallError
 from .fingerprints import _CHUNK, _remove_sidecars, _write_sidecar, model_fingerprint

@@ -27,8 +27,9 @@ from __future__ import annotations
 import operator
 import random
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Callable, Literal, get_args
+from typing import Literal, get_args
 
 from ..data.records import RATINGS, Example, HistoryEntry, Item
 from .grammar import rating_grammar, rating_regex

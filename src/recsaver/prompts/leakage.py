@@ -10,8 +10,8 @@ explanation for one leaking sentence leaves almost nothing verified).
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 # The paper's phrases, then digit-with-rating forms: "5/5", "4 out of 5", "rated it 4",
 # "gave it a 2", "five-star", "4-star", "a 5".

@@ -10,7 +10,7 @@ typo in a file fails at once instead of rendering a literal `${titel}`.
 from __future__ import annotations
 
 import re
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 from string import Template
 
@@ -42,7 +42,7 @@ def available_versions() -> tuple[str, ...]:
     return tuple(sorted(v for v, names in found.items() if names >= set(TEMPLATE_FIELDS)))
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_template(name: str, version: str) -> Template:
     """The template `name` at `version`; its trailing newline is dropped."""
     if name not in TEMPLATE_FIELDS:

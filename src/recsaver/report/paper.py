@@ -8,8 +8,9 @@ bootstrap for every other rating metric), computed here on the stored prediction
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import orjson
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import base64
 import io
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 
 def _figure(width: float, height: float) -> tuple[Any, Any]:

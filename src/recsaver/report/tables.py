@@ -8,10 +8,9 @@ every output format shows the same numbers.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
-
 
 
 @dataclass(frozen=True)

@@ -20,9 +20,10 @@ none keeps all; 5-class keeps t == g; binary keeps (t > 3) == (g > 3); 1-off kee
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ..backends.base import Generation
 from ..data.records import RATINGS, Example, load_examples, read_jsonl, write_json, write_jsonl

@@ -13,17 +13,18 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import orjson
 
 from ..config import ExperimentConfig, config_dict, config_hash
-from .score import EmptyPoolsError
 from ..data.records import read_jsonl, write_json
 from ..models import file_sha256
+from .score import EmptyPoolsError
 
 # What a finished cell of each kind must hold besides cell.json.
 OUTPUTS = {

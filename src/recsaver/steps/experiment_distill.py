@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import asdict
-
-import orjson
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import orjson
 
 from ..config import ExperimentConfig
 
@@ -33,7 +33,7 @@ def _api(module: str) -> Any:
                          f"(the distillation step); it could not be imported: {e}") from None
 
 
-def plan_distill(cfg: ExperimentConfig, domain: str, data: tuple[str, ...]) -> list["Cell"]:
+def plan_distill(cfg: ExperimentConfig, domain: str, data: tuple[str, ...]) -> list[Cell]:
     from .experiment import Cell, slug
 
     d = cfg.distill
@@ -78,7 +78,7 @@ def _config(cls: Any, given: dict[str, Any], extra: dict[str, Any], what: str) -
         raise ValueError(f"distill.{what}: {cls.__name__}: {e}") from None
 
 
-def sample_config(runner: "ExperimentRunner", cell: "Cell") -> Any:
+def sample_config(runner: ExperimentRunner, cell: Cell) -> Any:
     d = runner.cfg.distill
     assert d is not None
     cls = _api("distill").DistillSampleConfig
@@ -89,7 +89,7 @@ def sample_config(runner: "ExperimentRunner", cell: "Cell") -> Any:
     return _config(cls, given, dict(d.sample), "sample")
 
 
-def finetune_config(runner: "ExperimentRunner", cell: "Cell") -> Any:
+def finetune_config(runner: ExperimentRunner, cell: Cell) -> Any:
     d = runner.cfg.distill
     assert d is not None
     cls = _api("finetune").FinetuneConfig
@@ -102,7 +102,7 @@ def finetune_config(runner: "ExperimentRunner", cell: "Cell") -> Any:
     return _config(cls, given, dict(d.finetune), "finetune")
 
 
-def distill_settings(runner: "ExperimentRunner", cell: "Cell") -> dict[str, Any]:
+def distill_settings(runner: ExperimentRunner, cell: Cell) -> dict[str, Any]:
     """Hash inputs of a distillation cell (without paths)."""
     if cell.kind == "distill-sample":
         # balance only picks which server answers; left out so cells hashed before it existed still resume.
@@ -113,7 +113,7 @@ def distill_settings(runner: "ExperimentRunner", cell: "Cell") -> dict[str, Any]
     return {}
 
 
-def student_model(runner: "ExperimentRunner", tune_cell: str) -> str:
+def student_model(runner: ExperimentRunner, tune_cell: str) -> str:
     folder = runner.path(tune_cell)
     if not (folder / "cell.json").exists():
         raise ValueError(f"{folder}: the student is not trained yet (no cell.json)")
@@ -123,7 +123,7 @@ def student_model(runner: "ExperimentRunner", tune_cell: str) -> str:
 
 
 
-def execute_distill(runner: "ExperimentRunner", cell: "Cell", folder: Path) -> dict[str, Any]:
+def execute_distill(runner: ExperimentRunner, cell: Cell, folder: Path) -> dict[str, Any]:
     if cell.kind == "distill-sample":
         api = _api("distill")
         with runner.generation() as (on_start, on_result):

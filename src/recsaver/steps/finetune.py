@@ -24,8 +24,15 @@ from typing import Any
 
 from ..data.records import read_jsonl, write_json, write_jsonl
 from ..finetune.rows import load_rows, tokenize_rows
-from ..finetune.trainer import (LogHook, add_lora, build_trainer, load_student, log_callback, resolve_student,
-                                training_arguments)
+from ..finetune.trainer import (
+    LogHook,
+    add_lora,
+    build_trainer,
+    load_student,
+    log_callback,
+    resolve_student,
+    training_arguments,
+)
 from ..models import file_sha256
 from .runs import write_run
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from ..backends.base import Backend, Generation, GenerationRequest, SamplingParams
 from ..data.records import Example, Prediction, load_examples, write_jsonl

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import time
 from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from ..backends.base import Generation, GenerationRequest, SamplingParams
-from ..data.records import Example, RATINGS, write_json, write_jsonl
+from ..data.records import RATINGS, Example, write_json, write_jsonl
 from ..prompts import PromptBuilder, PromptOptions, explanation_grammar, parse_answer, parse_explanation
 from ..prompts.grammar import rating_grammar
 from ..prompts.leakage import DEFAULT_PATTERNS, Scrubber

@@ -11,10 +11,11 @@ from __future__ import annotations
 import platform
 import sys
 import time
+from collections import Counter
+from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
-from collections import Counter
-from typing import Any, Sequence
+from typing import Any
 
 from .. import __version__
 from ..data.records import write_json

@@ -6,8 +6,9 @@ REFS/references.jsonl and writes RUN/text_scores.jsonl and RUN/text_metrics.json
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import orjson
 

@@ -11,8 +11,8 @@ complete only when an unfaithful one names at least one.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping
 
 # (key, label): Table 13's error types.
 ERROR_TYPES: tuple[tuple[str, str], ...] = (

@@ -19,10 +19,11 @@ import random
 import secrets
 import sqlite3
 import time
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 from .answers import ERROR_TYPES, Answer
 
@@ -123,7 +124,7 @@ class StudyDB:
     def close(self) -> None:
         self.conn.close()
 
-    def __enter__(self) -> "StudyDB":
+    def __enter__(self) -> StudyDB:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 
 from ..data.records import write_json
-from ..metrics.text.registry import REGISTRY, label as metric_label
+from ..metrics.text.registry import REGISTRY
+from ..metrics.text.registry import label as metric_label
 from .analysis import AnalysisConfig, analyze, faithful_items, item_means, load_scores, load_study
 
 ERROR_LABELS = {"err_stats": "Incorrect product statistics", "err_info": "Incorrect product information",

@@ -39,10 +39,24 @@ Behaviour to know:
 from __future__ import annotations
 
 from .backend import HFBackend
-from .checkpoints import (WEIGHT_SUFFIXES, export_plain, hf_checkpoint, hf_home, resolve_model_name, split_adapter,
-                          weights_identity)
-from .prompts import (DIGITS, RATING_HEADER, cut_at_stop, join_messages, prompt_token_ids, rating_continuation,
-                      rating_digit_ids)
+from .checkpoints import (
+                          WEIGHT_SUFFIXES,
+                          export_plain,
+                          hf_checkpoint,
+                          hf_home,
+                          resolve_model_name,
+                          split_adapter,
+                          weights_identity,
+)
+from .prompts import (
+                          DIGITS,
+                          RATING_HEADER,
+                          cut_at_stop,
+                          join_messages,
+                          prompt_token_ids,
+                          rating_continuation,
+                          rating_digit_ids,
+)
 
 __all__ = ["DIGITS", "HFBackend", "RATING_HEADER", "WEIGHT_SUFFIXES", "cut_at_stop", "export_plain", "hf_checkpoint",
            "hf_home", "join_messages", "prompt_token_ids", "rating_continuation", "rating_digit_ids",

@@ -6,8 +6,9 @@ import gc
 import logging
 import math
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from ..base import Generation, GenerationRequest, OnResult, SamplingParams
 from .checkpoints import export_plain, load_pretrained, resolve_model_name, split_adapter
@@ -55,12 +56,12 @@ class HFBackend:
         tok = self.tokenizer
         if not self.is_seq2seq:
             tok.padding_side = "left"
-        self.pad_id = next((i for i in (tok.pad_token_id, tok.eos_token_id, self._gen_config().pad_token_id, 0)
-                            if i is not None))
+        self.pad_id = next(i for i in (tok.pad_token_id, tok.eos_token_id, self._gen_config().pad_token_id, 0)
+                            if i is not None)
         self.eos_ids = self._eos_ids()
-        self.decoder_start_id = next((i for i in (getattr(self._gen_config(), "decoder_start_token_id", None),
+        self.decoder_start_id = next(i for i in (getattr(self._gen_config(), "decoder_start_token_id", None),
                                                   getattr(config, "decoder_start_token_id", None), self.pad_id)
-                                      if i is not None))
+                                      if i is not None)
         self.has_chat_template = bool(getattr(tok, "chat_template", None))
         self._digit_ids = rating_digit_ids(lambda s: tok.encode(s, add_special_tokens=False))
         self._warned_grammar = False

@@ -3,7 +3,8 @@ shared with the vLLM backend and need no torch."""
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 # The header, digits and continuation are prompts' (re-exported here for the vLLM backend and the tests).
 from ...prompts.rating import DIGITS, RATING_HEADER, rating_continuation  # noqa: F401
@@ -62,9 +63,8 @@ def _stop_criteria(tokenizer: Any, stops: Sequence[str], start: int) -> Any:
     Only a window of the last tokens is decoded per step (a stop string of k characters
     spans at most k tokens), so the check costs little.
     """
-    from transformers import StoppingCriteria, StoppingCriteriaList
-
     import torch
+    from transformers import StoppingCriteria, StoppingCriteriaList
 
     stops = [s for s in stops if s]
     window = max(len(s) for s in stops) + 4

@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 import random
 import threading
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from typing import Any, Sequence
+from typing import Any
 
 import httpx
 
@@ -156,7 +157,7 @@ class OpenAIBackend(ServerChoice, RequestBodies, Retries, TokenCount):
         self._pool.shutdown(wait=True, cancel_futures=True)
         self._client.close()
 
-    def __enter__(self) -> "OpenAIBackend":
+    def __enter__(self) -> OpenAIBackend:
         return self
 
     def __exit__(self, *exc: Any) -> None:

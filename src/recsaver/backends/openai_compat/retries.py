@@ -48,7 +48,7 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     if when.tzinfo is None:  # HTTP dates are GMT
         import datetime as _dt
 
-        when = when.replace(tzinfo=_dt.timezone.utc)
+        when = when.replace(tzinfo=_dt.UTC)
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 

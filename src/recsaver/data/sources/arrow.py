@@ -5,8 +5,9 @@ from __future__ import annotations
 import codecs
 import hashlib
 import io
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from .lines import _GZIP_MAGIC, BadInputError, Layout, ReadReport
 

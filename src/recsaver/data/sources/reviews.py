@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 from .fields import _ident, _opt_text, _rating, _time
 from .lines import BadInputError, Layout, LineStream, OnBadLine, ReadReport, parse_record

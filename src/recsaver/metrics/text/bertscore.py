@@ -5,9 +5,10 @@ from __future__ import annotations
 import importlib.metadata
 import importlib.util
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from recsaver.metrics.wordnet import MetricUnavailableError
 

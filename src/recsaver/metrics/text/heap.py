@@ -6,6 +6,7 @@ import ctypes
 import sys
 from contextlib import contextmanager
 
+
 @contextmanager
 def _heap_reuse(enabled: bool = True):
     """Let glibc reuse freed memory for the encoder's large temporaries, for this block only.

@@ -12,8 +12,9 @@ labels and orders text metrics by this registry.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, Sequence
+from typing import Any, Protocol
 
 Live = tuple[str, str, list[str]]  # (example id, candidate text, its non-empty reference pool)
 

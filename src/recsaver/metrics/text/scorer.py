@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from .bertscore import MINILM, MINILM_PACKAGE, _version
 from .registry import REGISTRY, ScorerOptions, TextMetric, text_metrics

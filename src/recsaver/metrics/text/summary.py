@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
 from .registry import text_metrics
 from .results import TextScores
+
 
 def aggregate(
     scores: Sequence[TextScores],

@@ -21,8 +21,9 @@ modules: `loading` (answers and metric scores), `agreement` (Table 6), `correlat
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 

@@ -7,8 +7,9 @@ undefined (a constant rater makes kappa 0/0) must be skipped, not poison the CI.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
