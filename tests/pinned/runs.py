@@ -1,0 +1,55 @@
+"""Recorded runs whose output files must stay byte-identical across refactors (issue 16).
+
+A CoT predict run and a Rec-SAVER references run of the default model (SmolLM2) on real Beauty
+examples, every option spelled out so a change of a default cannot hide in them. The sha256 of
+`predictions.jsonl` and `references.jsonl` were recorded at commit 80fbf8e (before the renovation).
+Regenerate (`python -m tests.pinned.runs`) only for an intended change of outputs, and say why.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+RUNS = Path(__file__).with_name("runs.json")
+
+COMMON = ["--limit", "3", "--seed", "0", "--n-ctx", "2048", "--no-grammar", "--no-progress"]
+PREDICT = ["predict", "--method", "cot", "--ablation", "none", "--samples", "1", "--temperature", "0",
+           "--top-p", "1", "--max-tokens", "40", "--rating-probs", "--force-rating", *COMMON]
+REFERENCES = ["references", "--samples", "2", "--temperature", "0.7", "--max-tokens", "40", "--verify", "exact",
+              *COMMON]
+
+
+def run_all(data: Path, work: Path) -> dict[str, str]:
+    """Run both commands (fresh cache) and return the sha256 of each output file."""
+    from recsaver.cli import app
+
+    runner, out = CliRunner(), {}
+    for name, argv, artifact in (("predict", PREDICT, "predictions.jsonl"),
+                                 ("references", REFERENCES, "references.jsonl")):
+        folder = work / name
+        result = runner.invoke(app, [*argv, "--data", str(data), "--cache", str(work / f"{name}.sqlite"),
+                                     "--out", str(folder)])
+        assert result.exit_code == 0, (name, result.output)
+        out[f"{name}/{artifact}"] = hashlib.sha256((folder / artifact).read_bytes()).hexdigest()
+    return out
+
+
+if __name__ == "__main__":  # python -m tests.pinned.runs
+    import tempfile
+
+    from recsaver.data.prepare import PrepareConfig, prepare
+    from recsaver.data.sources import FieldCaps
+    from tests.conftest import DUMPS
+
+    with tempfile.TemporaryDirectory() as tmp:
+        reviews, meta, domain = DUMPS["beauty2023"]
+        data = Path(tmp) / "data"
+        caps = FieldCaps(title=80, description=120, review_title=60, review_text=160)
+        prepare(reviews, meta, data, PrepareConfig(domain=domain, train_per_label=6, test_per_label=2, caps=caps))
+        RUNS.write_text(json.dumps(run_all(data, Path(tmp)), indent=1, sort_keys=True) + "\n")
+    sys.stdout.write(RUNS.read_text())
