@@ -110,7 +110,9 @@ def estimate_profile(data_dir: Path) -> dict[str, Any]:
 
 
 def profile_summary(p: dict[str, Any]) -> dict[str, Any]:
-    q = lambda a: {k: float(v) for k, v in zip(("p5", "p50", "p95", "mean"), [*np.percentile(a, [5, 50, 95]), a.mean()])}
+    def q(a: Any) -> dict[str, float]:
+        return {k: float(v) for k, v in zip(("p5", "p50", "p95", "mean"), [*np.percentile(a, [5, 50, 95]), a.mean()])}
+
     return {
         "source_files": p["files"],
         "source_reviews": p["reviews"],
@@ -585,8 +587,8 @@ def child_baseline(a: argparse.Namespace) -> dict[str, Any]:
         "seconds": round(time.perf_counter() - t_all, 3),
         "peak_rss_mb_self": round(_maxrss_mb(), 1),
         "steps": clock.steps,
-        "counts": {"reviews_valid": n_valid, "duplicates_dropped": n_valid - len(df), "users": int(df["user_id"].nunique()),
-                   "eligible_targets": len(elig)},
+        "counts": {"reviews_valid": n_valid, "duplicates_dropped": n_valid - len(df),
+                   "users": int(df["user_id"].nunique()), "eligible_targets": len(elig)},
         "examples": chosen["split"].value_counts().to_dict(),
     }
 
@@ -724,7 +726,8 @@ def main() -> None:
         reviews, meta, info = ensure_dump(size, args, profile_box)
         dumps[size] = info
         meta_arg = None if args.no_meta else meta
-        rec = run_child("prepare", reviews, meta_arg, work / f"prepare-{size}", args.prepare_timeout, rss_cap_mb, args.domain)
+        rec = run_child("prepare", reviews, meta_arg, work / f"prepare-{size}", args.prepare_timeout, rss_cap_mb,
+                        args.domain)
         rows.append({"size": size, **rec})
         if args.no_baseline:
             continue
@@ -741,7 +744,8 @@ def main() -> None:
             print(f"[run] pandas at {size:,}: {skip}", flush=True)
             rows.append({"size": size, "method": "pandas", "skipped": skip})
             continue
-        rec = run_child("pandas", reviews, meta_arg, work / f"pandas-{size}", args.baseline_timeout, rss_cap_mb, args.domain)
+        rec = run_child("pandas", reviews, meta_arg, work / f"pandas-{size}", args.baseline_timeout, rss_cap_mb,
+                        args.domain)
         rows.append({"size": size, **rec})
         if "failed" not in rec:
             ref_baseline = {"size": size, **rec}
@@ -772,7 +776,8 @@ def main() -> None:
         goal.update(seconds=goal_row["seconds"], rss_mb=goal_row["peak_rss_mb"],
                     holds=goal_row["seconds"] <= GOAL_SECONDS and goal_row["peak_rss_mb"] <= GOAL_RSS_MB)
         print(f"goal (10M reviews in <= {GOAL_SECONDS:.0f} s and <= {GOAL_RSS_MB:.0f} MiB): "
-              f"{'HOLDS' if goal['holds'] else 'FAILS'} ({goal_row['seconds']:.1f} s, {goal_row['peak_rss_mb']:.0f} MiB)")
+              f"{'HOLDS' if goal['holds'] else 'FAILS'} "
+              f"({goal_row['seconds']:.1f} s, {goal_row['peak_rss_mb']:.0f} MiB)")
     elif prep:
         big = prep[-1]
         est = big["seconds"] * GOAL_SIZE / big["size"]
@@ -792,7 +797,8 @@ def main() -> None:
             print(f"  counts: {r['counts']}  examples: {r['examples']}")
 
     if breakdown and "steps" in breakdown:
-        print(f"\nstreaming-phase breakdown at {breakdown['size']:,} (seconds; the lines nest: each includes the one above):")
+        print(f"\nstreaming-phase breakdown at {breakdown['size']:,} "
+              "(seconds; the lines nest: each includes the one above):")
         for st in breakdown["steps"]:
             print(f"  {st['seconds']:8.2f}  {st['step']}")
     result = {

@@ -58,7 +58,8 @@ def main() -> None:
                 PrepareConfig(domain="beauty", train_per_label=4, test_per_label=4))
         n, mt = args.examples, args.max_tokens
 
-        def run(tag: str, splits: list[str], extra_env: dict[str, str] | None = None, sequential: bool = False) -> float:
+        def run(tag: str, splits: list[str], extra_env: dict[str, str] | None = None,
+                sequential: bool = False) -> float:
             cache = tmp / f"{tag}.sqlite"
             cmds = [cmd(data, s, cache, tmp / f"{tag}-{k}", n, mt) for k, s in enumerate(splits)]
             e = {**env, **(extra_env or {})}

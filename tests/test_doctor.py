@@ -23,7 +23,8 @@ def test_doctor_passes_on_this_install_with_a_real_generation() -> None:
     assert rows["llama.cpp build"]["status"] == "ok" and "AMX_INT8 = 1" not in rows["llama.cpp build"]["detail"]
     assert "AVX512 = 1" not in rows["llama.cpp build"]["detail"]  # the portable build
     assert rows["generation"]["status"] == "ok" and "tokens" in rows["generation"]["detail"]
-    assert rows["model smollm2-135m"]["status"] == "ok" and "sha256 b179c9523d0e6a0f" in rows["model smollm2-135m"]["detail"]
+    model = rows["model smollm2-135m"]
+    assert model["status"] == "ok" and "sha256 b179c9523d0e6a0f" in model["detail"]
     assert {"python", "cpu", "torch", "wordnet (METEOR)", "bertscore encoder", "chromium"} <= set(rows)
 
 

@@ -263,6 +263,13 @@ def _to_example(raw: dict[str, Any], items: dict[str, Item], cfg: PrepareConfig)
     )
 
 
+def _scalar(con: duckdb.DuckDBPyConnection, sql: str) -> Any:
+    """The single value an aggregate query returns (always one row)."""
+    row = con.execute(sql).fetchone()
+    assert row is not None, sql
+    return row[0]
+
+
 def _label_counts(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, dict[str, int]]:
     out = {s: {str(r): 0 for r in RATINGS} for s in ("train", "test")}
     for split, rating, n in con.execute(f"SELECT split, rating, count(*) FROM {table} GROUP BY ALL").fetchall():
@@ -297,14 +304,14 @@ def prepare(
             progress("histories and splits", 1, 1)
         counts = {
             "reviews_valid": report.records,
-            "duplicates_dropped": con.execute("SELECT count(*) FROM dropped").fetchone()[0],
-            "users": con.execute("SELECT count(DISTINCT user_id) FROM ordered").fetchone()[0],
-            "users_with_targets": con.execute("SELECT count(*) FROM users").fetchone()[0],
-            "test_users": con.execute("SELECT count(*) FROM users WHERE is_test").fetchone()[0],
-            "eligible_targets": con.execute("SELECT count(*) FROM pool").fetchone()[0],
+            "duplicates_dropped": _scalar(con, "SELECT count(*) FROM dropped"),
+            "users": _scalar(con, "SELECT count(DISTINCT user_id) FROM ordered"),
+            "users_with_targets": _scalar(con, "SELECT count(*) FROM users"),
+            "test_users": _scalar(con, "SELECT count(*) FROM users WHERE is_test"),
+            "eligible_targets": _scalar(con, "SELECT count(*) FROM pool"),
             # i not in H_u (paper Eq. 1): a review of an item already in the history is no target.
-            "targets_dropped_item_in_history": con.execute(
-                "SELECT (SELECT count(*) FROM eligible) - (SELECT count(*) FROM candidates)").fetchone()[0],
+            "targets_dropped_item_in_history": _scalar(
+                con, "SELECT (SELECT count(*) FROM eligible) - (SELECT count(*) FROM candidates)"),
         }
         available = _label_counts(con, "pool")
         con.close()

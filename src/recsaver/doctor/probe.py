@@ -12,7 +12,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 PROMPT = "The capital of France is"
@@ -62,6 +62,7 @@ def main(argv: Sequence[str]) -> None:
     started = time.perf_counter()
     llm = Llama(model_path=path, n_ctx=256, verbose=False, seed=0)
     out = llm.create_completion(PROMPT, max_tokens=tokens, temperature=0.0)
+    assert not isinstance(out, Iterator)  # stream=False (the default) returns one response, not chunks
     llm.close()
     print(json.dumps({"text": out["choices"][0]["text"], "tokens": out["usage"]["completion_tokens"],
                       "seconds": time.perf_counter() - started}))

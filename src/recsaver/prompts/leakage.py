@@ -56,9 +56,10 @@ class Scrubber:
         """Remove leaking sentences; keep paragraph breaks of what remains."""
         if not text:
             return ScrubResult("")
-        kept_lines, removed = [], []
+        kept_lines: list[str] = []
+        removed: list[str] = []
         for line in text.replace("\r\n", "\n").split("\n"):
-            kept = []
+            kept: list[str] = []
             for sentence in _SENTENCE_END.split(line):
                 sentence = sentence.strip()
                 if not sentence:

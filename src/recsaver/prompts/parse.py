@@ -142,7 +142,8 @@ def _headers(text: str) -> list[_Header]:
         kind = "rating" if m["kind"].lower() == "rating" else "reason"
         if m["colon"] or not rest.strip():
             out.append(_Header(m.start(), m.start("rest"), kind))
-        elif kind == "rating" and _NUMBER.match(rest) and _token(text, _NUMBER.match(text, m.start("rest"))):
+        elif (kind == "rating" and _NUMBER.match(rest)
+              and (num := _NUMBER.match(text, m.start("rest"))) and _token(text, num)):
             out.append(_Header(m.start(), m.start("rest"), kind))
     return out
 
@@ -155,7 +156,9 @@ def has_rating_header(text: str) -> bool:
 def _header_value(text: str, start: int, end: int) -> _Token | None:
     """The rating under a header: the value that opens the section, else its first rating mention
     or number."""
-    first = _VALUE_START.match(text, start).end()
+    opening = _VALUE_START.match(text, start)
+    assert opening is not None  # the pattern is all-optional, so it always matches
+    first = opening.end()
     m = _NUMBER.match(text, first, end)
     tok = _token(text, m) if m else None
     if tok is not None:

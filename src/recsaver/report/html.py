@@ -208,7 +208,8 @@ def markdown(ctx: dict[str, Any], tables: Sequence[Table]) -> str:
                   "|---|---:|---:|---:|---:|---:|---:|"]
         lines += [f"| {t} | " + " | ".join(str(c["matrix"][t][p]) for p in (*RATINGS, None)) + " |" for t in RATINGS]
         lines.append("")
-    lines += ["## Calibration (ECE)", "", "| run | n with P(1..5) | binary ECE | top-label ECE |", "|---|---:|---:|---:|"]
+    lines += ["## Calibration (ECE)", "", "| run | n with P(1..5) | binary ECE | top-label ECE |",
+              "|---|---:|---:|---:|"]
     lines += [f"| {i.label} | {c['cal']['n_with_probs']} | {num(c['cal']['binary']['ece'])} | "
               f"{num(c['cal']['top_label']['ece'])} |" for i, c in ctx["calibrations"]]
     lines += ["", "## Reasoning metrics", ""]
@@ -216,7 +217,8 @@ def markdown(ctx: dict[str, Any], tables: Sequence[Table]) -> str:
         lines += [f"### {item.label}", "", "| metric | mean | 95% CI | min | max | std | n |",
                   "|---|---:|---:|---:|---:|---:|---:|"]
         lines += [f"| {m} | {num(v['mean'])} | [{num(v['ci_low'])}, {num(v['ci_high'])}] | {num(v['min'])} | "
-                  f"{num(v['max'])} | {num(v['std'])} | {v['n']} |" for m, v in d["metrics"]["overall"]["metrics"].items()]
+                  f"{num(v['max'])} | {num(v['std'])} | {v['n']} |"
+                  for m, v in d["metrics"]["overall"]["metrics"].items()]
         lines.append("")
     lines += ["## Reference coverage", "", "| references | coverage | mean pool size | verify |", "|---|---:|---:|---|"]
     lines += [f"| {i.label} | {num(c['summary']['coverage'])} | {num(c['summary']['mean_pool_size'], 2)} | "

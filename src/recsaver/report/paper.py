@@ -48,6 +48,13 @@ class RatingRow:
         self._preds: list[Any] | None = None
 
     @property
+    def measured(self) -> dict[str, Any]:
+        """metrics.json, for a row known to have one."""
+        if self.metrics is None:
+            raise ValueError(f"{self.folder}: no metrics.json")
+        return self.metrics
+
+    @property
     def predictions(self) -> list[Any]:
         if self._preds is None:
             self._preds = load_predictions(self.folder / "predictions.jsonl")
@@ -76,7 +83,7 @@ def rating_table(key: str, title: str, rows: Sequence[RatingRow], *, reference: 
                               "reference_folder": str(ref.folder), "row_folder": str(r.folder), **result})
             values = []
             for m in METRIC_NAMES:
-                v = fmt(r.metrics["metrics"][m]["value"])
+                v = fmt(r.measured["metrics"][m]["value"])
                 p = p_values.get(m)
                 values.append(Value(v.text, marker(p, alpha) if v.text != "–" else "",
                                     "" if p is None else f"p = {p:.3g} vs {ref_label[group]}"))
@@ -88,9 +95,9 @@ def rating_table(key: str, title: str, rows: Sequence[RatingRow], *, reference: 
         notes.append(f"* p < {alpha:g}, ** p < {alpha / 5:g} against {' / '.join(refs)} in the same group: exact "
                      f"McNemar for the accuracies, paired bootstrap ({resamples} resamples, seed {seed}) for the "
                      "other rating metrics, on the examples both rows share. Hover a value for its p-value.")
-    n = sorted({r.metrics["n"] for r in rows})
+    n = sorted({r.measured["n"] for r in rows})
     notes.append(f"n = {', '.join(map(str, n))} test examples per row; unparsed answers count as worst-case.")
-    failed = [f"{r.label} ({r.metrics['n_failed']})" for r in rows if r.metrics.get("n_failed")]
+    failed = [f"{r.label} ({r.measured['n_failed']})" for r in rows if r.measured.get("n_failed")]
     if failed:
         notes.append("INCOMPLETE: failed model calls are left out of these rows (failed examples): "
                      + ", ".join(failed) + ". Rerun the experiment to retry them.")

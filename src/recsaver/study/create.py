@@ -26,6 +26,7 @@ import orjson
 
 from ..data.records import Example, Prediction, load_examples, load_predictions
 from ..prompts import DOMAIN_WORDS, PromptBuilder, PromptOptions
+from ..prompts.builder import as_ablation
 from ..prompts.leakage import Scrubber
 from ..steps.score import EmptyPoolsError, empty_pools_advice, load_references
 from .db import StudyDB
@@ -38,8 +39,8 @@ REDACTED = "[rating statement removed]"
 # A rating sentence is redacted only when it also looks forward to the new item; sentences
 # about the history ("she rated both serums 5 stars") stay, raters need them.
 _PREDICTION_CUE = re.compile(
-    r"\b(?:predict\w*|would|will|likely|expect\w*|probably|new (?:product|item|video|movie)|this (?:product|item|video|movie)"
-    r"|recommend\w*|overall|final|i'd|i would|my rating|give it|rate it)\b", re.I)
+    r"\b(?:predict\w*|would|will|likely|expect\w*|probably|new (?:product|item|video|movie)"
+    r"|this (?:product|item|video|movie)|recommend\w*|overall|final|i'd|i would|my rating|give it|rate it)\b", re.I)
 _RATING_LINE = re.compile(r"^[ \t#*_>]*(?:final[ \t]+|predicted[ \t]+)?rating[ \t#*_]*(?::.*)?$", re.I | re.M)
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+")
 
@@ -78,7 +79,7 @@ def redact_prediction(reasoning: str, scrubber: Scrubber = Scrubber()) -> tuple[
     removed = 0
     lines = []
     for line in text.split("\n"):
-        kept = []
+        kept: list[str] = []
         for sentence in _SENTENCE_END.split(line):
             if sentence.strip() and scrubber.leaks(sentence) and _PREDICTION_CUE.search(sentence):
                 removed += 1
@@ -143,7 +144,9 @@ def load_candidates(runs: Sequence[Path], pools: dict[str, list[str]] | None,
             raise ValueError(f"{run}: no prediction has a reasoning text (a direct or baseline run cannot be studied)")
         if no_text:
             warnings.append(f"{run}: {len(no_text)} predictions without reasoning left out")
-        missing_pool, per_label, missing_per_label = 0, defaultdict(int), defaultdict(int)
+        missing_pool = 0
+        per_label: defaultdict[int, int] = defaultdict(int)
+        missing_per_label: defaultdict[int, int] = defaultdict(int)
         for p in preds:
             if not (p.reasoning or "").strip():
                 continue
@@ -175,7 +178,8 @@ def balanced_sample(candidates: list[Candidate], per_domain: int, seed: int,
     shortfall to the others, which real Amazon data (mostly 5 stars) needs.
     """
     rng = random.Random(seed)
-    by_domain: dict[str, dict[int, dict[int, list[Candidate]]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
+    by_domain: dict[str, dict[int, dict[int, list[Candidate]]]] = defaultdict(
+        lambda: defaultdict(lambda: defaultdict(list)))
     for c in candidates:
         by_domain[c.example.domain][c.prediction.rating_true][c.run_index].append(c)
     chosen: dict[str, list[Candidate]] = {}
@@ -217,6 +221,7 @@ def create_study(cfg: CreateConfig, out: Path) -> CreateResult:
     infos, candidates = load_candidates(runs, pools, warnings)
     if not candidates:
         if pools is not None:
+            assert cfg.references is not None  # pools are loaded only from references
             raise EmptyPoolsError(f"{cfg.references}: no prediction with a reasoning has a non-empty reference "
                                   "pool, so the study would have 0 items; nothing written. "
                                   + empty_pools_advice(Path(cfg.references)))
@@ -232,7 +237,7 @@ def create_study(cfg: CreateConfig, out: Path) -> CreateResult:
                 rc = entry["info"].get("config") or {}
                 model = rc.get("model") or entry["info"].get("model_id") or entry["info"].get("step", "unknown")
                 run_ids.append(db.add_run(conn, entry["path"], model, rc.get("method"), rc.get("ablation")))
-            for domain, picked in chosen.items():
+            for picked in chosen.values():
                 for c in picked:
                     _store(db, conn, c, run_ids[c.run_index], infos[c.run_index]["info"], cfg.redact, scrubber)
     counts = {d: _label_counts(p) for d, p in chosen.items()}
@@ -251,8 +256,8 @@ def _store(db: StudyDB, conn: Any, c: Candidate, run_id: int, info: dict[str, An
     rc = info.get("config") or {}
     ablation = rc.get("ablation") or "none"
     # The one-shot ablation shows the same history lines as "none"; its worked example is not the user's.
-    builder = PromptBuilder(c.example.domain, PromptOptions(method="cot",
-                                                            ablation="none" if ablation == "one-shot" else ablation))
+    shown_ablation = as_ablation("none" if ablation == "one-shot" else ablation)
+    builder = PromptBuilder(c.example.domain, PromptOptions(method="cot", ablation=shown_ablation))
     dropped = int((info.get("history_items_dropped_to_fit") or {}).get(c.example.example_id, 0))
     example = c.example
     if dropped:

@@ -67,6 +67,12 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def _inserted_id(cur: sqlite3.Cursor) -> int:
+    """The row id an INSERT just created (sqlite3 types `lastrowid` as Optional)."""
+    assert cur.lastrowid is not None, "no row was inserted"
+    return int(cur.lastrowid)
+
+
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
@@ -179,7 +185,7 @@ class StudyDB:
                 ablation: str | None) -> int:
         cur = conn.execute("INSERT INTO runs(path, model, method, ablation) VALUES (?, ?, ?, ?)",
                            (path, model, method, ablation))
-        return int(cur.lastrowid)
+        return _inserted_id(cur)
 
     def add_item(self, conn: sqlite3.Connection, *, run_id: int, example_id: str, domain: str, item_label: str,
                  rating_true: int, rating_pred: int | None, history: str, new_item: str, reasoning: str,
@@ -189,7 +195,7 @@ class StudyDB:
             " reasoning, reasoning_original, redacted) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (run_id, example_id, domain, item_label, rating_true, rating_pred, history, new_item, reasoning,
              reasoning_original, redacted))
-        return int(cur.lastrowid)
+        return _inserted_id(cur)
 
     def items(self) -> list[Item]:
         rows = self.conn.execute(
@@ -214,7 +220,7 @@ class StudyDB:
                 raise ValueError(f"a rater named {name!r} already exists")
             cur = c.execute("INSERT INTO raters(name, token_hash, source, created_at) VALUES (?, ?, ?, ?)",
                             (name, hash_token(token) if token else None, source, _now()))
-            rater_id = int(cur.lastrowid)
+            rater_id = _inserted_id(cur)
             open_items = [r["item_id"] for r in c.execute(
                 "SELECT i.item_id FROM items i LEFT JOIN assignments a USING (item_id) GROUP BY i.item_id"
                 " HAVING COUNT(a.rater_id) < ? ORDER BY i.item_id", (per_item,))]

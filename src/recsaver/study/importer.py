@@ -18,12 +18,15 @@ from __future__ import annotations
 import csv
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .answers import ERROR_KEYS, ERROR_TYPES, Answer, AnswerError, parse_answer_fields, parse_faithful
-from .db import StudyDB, save_many
+from .db import Item, StudyDB, save_many
+
+_Bad = Callable[[str, str], None]
 
 ALIASES: dict[str, tuple[str, ...]] = {
     "rater": ("rater", "annotator", "rater_name", "annotator_name", "completed_by"),
@@ -105,16 +108,16 @@ def import_csv(study: Path, path: Path, *, replace: bool = False) -> ImportResul
     with StudyDB(study) as db:
         items = db.items()
         by_id = {i.item_id: i for i in items}
-        by_example: dict[str, list[Any]] = {}
-        for i in items:
-            by_example.setdefault(i.example_id, []).append(i)
+        by_example: dict[str, list[Item]] = {}
+        for it in items:
+            by_example.setdefault(it.example_id, []).append(it)
         problems: list[str] = []
         parsed: list[tuple[str, int, Answer, int]] = []
         seen: dict[tuple[str, int], int] = {}
         for k, row in enumerate(rows, 2):  # row 1 is the header, as a spreadsheet counts
 
-            def bad(column: str, message: str) -> None:
-                problems.append(f"{path}: row {k}, column {cols.get(column, column)!r}: {message}")
+            def bad(column: str, message: str, row_no: int = k) -> None:
+                problems.append(f"{path}: row {row_no}, column {cols.get(column, column)!r}: {message}")
 
             rater = unquote_spreadsheet((row.get(cols["rater"]) or "").strip())
             if not rater:
@@ -146,11 +149,11 @@ def import_csv(study: Path, path: Path, *, replace: bool = False) -> ImportResul
                 _explain_incomplete(answer, bad)
                 continue
             if rater and item is not None:
-                key = (rater, item.item_id)
-                if key in seen:
-                    bad("rater", f"rater {rater!r} already rated item {item.item_id} in row {seen[key]}")
+                pair = (rater, item.item_id)
+                if pair in seen:
+                    bad("rater", f"rater {rater!r} already rated item {item.item_id} in row {seen[pair]}")
                     continue
-                seen[key] = k
+                seen[pair] = k
                 parsed.append((rater, item.item_id, answer, k))
         existing = {(r["rater"], r["item_id"]) for r in db.answer_rows()}
         clashes = [(r, i, k) for r, i, _, k in parsed if (r, i) in existing]
@@ -174,8 +177,8 @@ def import_csv(study: Path, path: Path, *, replace: bool = False) -> ImportResul
     return ImportResult(len(parsed), created, len(clashes))
 
 
-def _resolve_item(row: dict[str, str], cols: dict[str, str], by_id: dict[int, Any],
-                  by_example: dict[str, list[Any]], bad: Any) -> Any:
+def _resolve_item(row: dict[str, str], cols: dict[str, str], by_id: dict[int, Item],
+                  by_example: dict[str, list[Item]], bad: _Bad) -> Item | None:
     if "item_id" in cols and (row.get(cols["item_id"]) or "").strip():
         raw = row[cols["item_id"]].strip()
         if not raw.isdigit() or int(raw) not in by_id:
@@ -198,7 +201,7 @@ def _resolve_item(row: dict[str, str], cols: dict[str, str], by_id: dict[int, An
     return matches[0]
 
 
-def _explain_incomplete(answer: Answer, bad: Any) -> None:
+def _explain_incomplete(answer: Answer, bad: _Bad) -> None:
     for field in ("coherence", "insightfulness"):
         if getattr(answer, field) is None:
             bad(field, "empty; every imported row must be a complete answer")

@@ -7,7 +7,7 @@ import hashlib
 import io
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from .lines import _GZIP_MAGIC, BadInputError, Layout, ReadReport
 
@@ -16,7 +16,19 @@ class FastPathUnavailable(Exception):
     """The bulk reader met something it cannot vouch for; the line-by-line reader takes over."""
 
 
-_ARROW_FIELDS = {
+class _ArrowFields(TypedDict):
+    """JSON keys of one dump layout; `items` are tried in order, `mult` scales the timestamp to ms."""
+
+    user: str
+    items: tuple[str, ...]
+    rating: str
+    time: str
+    mult: int
+    title: str
+    text: str
+
+
+_ARROW_FIELDS: dict[str, _ArrowFields] = {
     "2023": {"user": "user_id", "items": ("parent_asin", "asin"), "rating": "rating", "time": "timestamp",
              "mult": 1, "title": "title", "text": "text"},
     "2018": {"user": "reviewerID", "items": ("asin",), "rating": "overall", "time": "unixReviewTime",
@@ -53,7 +65,8 @@ class _Utf8Checked(io.RawIOBase):
     """
 
     def __init__(self, inner: Any):
-        self.inner, self.offset, self.bad = inner, 0, None
+        self.inner, self.offset = inner, 0
+        self.bad: int | None = None
         self.decoder = codecs.getincrementaldecoder("utf-8")("strict")
 
     def readable(self) -> bool:

@@ -139,7 +139,8 @@ def parse_record(raw: bytes, path: Path | str, lineno: int) -> dict[str, Any]:
                 continue
         if obj is None:
             snippet = text.strip()[:60]
-            raise BadInputError(path, lineno, None, f"malformed record, not JSON or a Python literal: {snippet!r}", "malformed")
+            raise BadInputError(path, lineno, None, f"malformed record, not JSON or a Python literal: {snippet!r}",
+                                "malformed") from None
     if not isinstance(obj, dict):
         raise BadInputError(path, lineno, None, f"expected a JSON object, got {type(obj).__name__}", "malformed")
     return obj

@@ -34,7 +34,8 @@ def _joined(value: Any) -> str:
 
 
 def _brand(rec: dict[str, Any], layout: Layout, domain: str, caps: FieldCaps) -> str | None:
-    details = rec.get("details") if isinstance(rec.get("details"), dict) else {}
+    raw_details = rec.get("details")
+    details: dict[str, Any] = raw_details if isinstance(raw_details, dict) else {}
     candidates = [details.get("Brand"), rec.get("store"), rec.get("brand")]
     if domain == "movies":
         people = [f"{k}: {_joined(details[k])}" for k in _MOVIE_PEOPLE if details.get(k)]

@@ -93,7 +93,7 @@ class TextScorer:
         counts: dict[str, int] = {}
         for name, metric in self._metrics.items():
             t0 = time.perf_counter()
-            per_metric[name] = metric.score_all(live)  # type: ignore[arg-type]
+            per_metric[name] = metric.score_all(live)
             timings[name] = time.perf_counter() - t0
             timings.update(metric.timings)
             counts.update(metric.counts)

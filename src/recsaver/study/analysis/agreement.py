@@ -14,7 +14,8 @@ from .bootstrap import AnalysisConfig, boot_ci, ci, resamples
 from .loading import DIMENSIONS, LIKERT, StudyData
 
 
-def _pairwise(m: np.ndarray, labels: Sequence[int], rows: np.ndarray) -> list[tuple[int, int, int, float, float, float]]:
+def _pairwise(m: np.ndarray, labels: Sequence[int],
+              rows: np.ndarray) -> list[tuple[int, int, int, float, float, float]]:
     """(a, b, n, kappa, r, p) for every rater pair with 2+ shared items among `rows`."""
     from scipy.stats import pearsonr
     from sklearn.metrics import cohen_kappa_score

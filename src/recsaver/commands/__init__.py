@@ -1,1 +1,0 @@
-"""Typer command groups that live outside cli.py; each module has register(app)."""
