@@ -77,7 +77,7 @@ def test_wrong_type_and_bad_values_name_the_line(tmp_path: Path) -> None:
         load_config(write(tmp_path, BASE.replace("{sample: true}", "{sample: true, prepared: x}")))
     with pytest.raises(ConfigError, match="domains.cars: 'cars' is not one of beauty, movies"):
         load_config(write(tmp_path, BASE.replace("beauty:", "cars:")))
-    with pytest.raises(ConfigError, match="samples > 1 needs predict.temperature > 0"):
+    with pytest.raises(ConfigError, match="predict.samples: samples > 1 needs temperature > 0"):
         load_config(write(tmp_path, BASE + "  samples: 4\n"))
 
 

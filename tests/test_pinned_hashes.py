@@ -17,3 +17,10 @@ def test_cache_keys_and_cell_hashes_are_unchanged() -> None:
         f"cache keys changed: {changed_keys}; cell hashes changed: {changed_cells}. Reruns would recompute them. "
         "If that is intended, run `python -m tests.pinned.record` and say why in the commit.")
     assert set(now["cache_keys"]) == set(pinned["cache_keys"]) and set(now["cells"]) == set(pinned["cells"])
+
+
+def test_step_defaults_are_the_experiment_defaults() -> None:
+    """Issue 16: `predict` with its defaults builds the very requests an experiment cell builds."""
+    keys = json.loads(PINS.read_text())["cache_keys"]
+    cli = {k[: -len("/cli")]: v for k, v in keys.items() if k.endswith("/cli")}
+    assert cli and all(keys[f"{k}/experiment"] == v for k, v in cli.items())

@@ -15,7 +15,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from recsaver.commands.distill import register
+from recsaver.cli.distill import register
 from recsaver.data.records import load_examples, read_jsonl, write_jsonl
 from recsaver.prompts import PromptBuilder, PromptOptions, parse_answer
 from recsaver.steps.distill import FILTERS, DistillSampleConfig, build_sft, passes

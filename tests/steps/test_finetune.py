@@ -193,7 +193,7 @@ def test_seq2seq_student(tiny_t5, sft, tmp_path):
 
 def test_cli_trains_a_lora_student_and_predict_runs_it(tiny_llama, sft, small_beauty, tmp_path):
     from recsaver.cli import app as main_app
-    from recsaver.commands.distill import register
+    from recsaver.cli.distill import register
 
     app = typer.Typer()
     register(app)

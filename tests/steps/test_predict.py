@@ -71,7 +71,7 @@ def test_degenerate_outputs_are_explained_not_just_scored() -> None:
     from recsaver.data.records import Prediction
     from recsaver.steps.predict import PredictConfig, quality_warnings
 
-    cfg = PredictConfig(data="unused")
+    cfg = PredictConfig(data="unused", grammar=False)
     forced_ones = [Prediction(f"e{k}", 5 - k % 2, 1, rating_source="forced") for k in range(6)]
     said = quality_warnings(cfg, forced_ones, format_ok=0.0)
     assert len(said) == 2 and "6 of 6 answers gave no rating" in said[0] and "--grammar" in said[0]

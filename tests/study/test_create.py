@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from recsaver.commands.study import register
+from recsaver.cli.study import register
 from recsaver.data.records import load_examples, write_jsonl
 from recsaver.prompts import PromptBuilder
 from recsaver.steps.runs import write_run

@@ -18,18 +18,9 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 out_console = Console(soft_wrap=not sys.stdout.isatty())
 err_console = Console(stderr=True, soft_wrap=not sys.stderr.isatty())
 
-# Options shared by predict, references, distill sample (and baseline: --data, --limit). Typer takes an
-# Annotated option's default from the signature, so each command still writes its own default there.
+# Options of the commands whose options are not generated from a step config (baseline, distill build).
 DataOpt = Annotated[Path, typer.Option(help="Folder written by `recsaver data prepare`.")]
 LimitOpt = Annotated[int | None, typer.Option(help="Use only the first N examples.")]
-SeedOpt = Annotated[int, typer.Option(help="Sampling seed.")]
-TopPOpt = Annotated[float, typer.Option(help="Nucleus sampling.")]
-NCtxOpt = Annotated[int, typer.Option(help="Context window to allocate / assume.")]
-BaseUrlOpt = Annotated[list[str], typer.Option(help="OpenAI-compatible server(s) for openai/... (repeatable).")]
-BalanceOpt = Annotated[str, typer.Option(help="How openai/... spreads requests over several --base-url servers: "
-                                              "round-robin | least-busy.")]
-ConcurrencyOpt = Annotated[int, typer.Option(help="Parallel requests for server backends.")]
-CacheOpt = Annotated[Path | None, typer.Option(help="SQLite generation cache (default ~/.cache/recsaver).")]
 
 
 def friendly_errors(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -115,13 +106,6 @@ def count_progress(enabled: bool, what: str) -> Iterator[Any]:
 
     with bar:
         yield update
-
-
-def engine_fields(n_ctx: int, base_url: list[str], balance: str, concurrency: int,
-                  cache: Path | None) -> dict[str, Any]:
-    """The engine options as the step configs name them (PredictConfig, ReferencesConfig, DistillSampleConfig)."""
-    return {"n_ctx": n_ctx, "base_urls": tuple(base_url), "balance": balance, "concurrency": concurrency,
-            "cache": str(cache) if cache else None}
 
 
 def exit_if_incomplete(run_folder: Path) -> None:

@@ -9,23 +9,15 @@ from typing import Any
 
 import typer
 
+from ..config.schema import DistillSampleConfig
 from .common import (
-    BalanceOpt,
-    BaseUrlOpt,
-    CacheOpt,
-    ConcurrencyOpt,
-    DataOpt,
-    LimitOpt,
-    NCtxOpt,
-    SeedOpt,
-    TopPOpt,
-    engine_fields,
     err_console,
     exit_if_incomplete,
     friendly_errors,
     generation_progress,
     out_console,
 )
+from .options import with_config
 
 
 def register(app: typer.Typer) -> None:
@@ -38,31 +30,15 @@ def register(app: typer.Typer) -> None:
 
 
 @friendly_errors
+@with_config(DistillSampleConfig)
 def distill_sample(
-    data: DataOpt,
-    split: str = typer.Option("train", help="Split to sample reasoning for (train)."),
-    model: str = typer.Option("llamacpp/qwen2.5-0.5b", help="Teacher, provider/model."),
-    samples: int = typer.Option(8, help="M reasoning samples per example (Eq. 3)."),
-    temperature: float = typer.Option(0.7, help="Sampling temperature T > 0."),
-    top_p: TopPOpt = 1.0,
-    max_tokens: int = typer.Option(350, help="Most tokens per answer."),
-    seed: SeedOpt = 0,
-    limit: LimitOpt = None,
-    grammar: bool = typer.Option(False, help="Constrain the output format (GBNF / guided decoding)."),
-    n_ctx: NCtxOpt = 4096,
-    base_url: BaseUrlOpt = [],
-    balance: BalanceOpt = "round-robin",
-    concurrency: ConcurrencyOpt = 4,
-    cache: CacheOpt = None,
+    cfg: DistillSampleConfig,
     out: Path = typer.Option(..., help="Teacher folder (TD): samples.jsonl, examples.jsonl, summary.json, run.json."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
     """M teacher reasoning samples per example, cached and resumable."""
-    from ..steps.distill import DistillSampleConfig, run_distill_sample
+    from ..steps.distill import run_distill_sample
 
-    cfg = DistillSampleConfig(data=str(data), split=split, model=model, samples=samples, temperature=temperature,
-                              top_p=top_p, max_tokens=max_tokens, seed=seed, limit=limit, grammar=grammar,
-                              **engine_fields(n_ctx, base_url, balance, concurrency, cache))
     with generation_progress(progress) as (on_start, on_result):
         summary = run_distill_sample(cfg, out, on_result=on_result, on_start=on_start)
     out_console.print(

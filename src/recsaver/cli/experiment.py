@@ -1,4 +1,4 @@
-"""`recsaver experiment run CONFIG` (paper-table grids) and `recsaver report RUN...` (one HTML file)."""
+"""`recsaver experiment run CONFIG`: the grids that reproduce the paper's tables."""
 
 from __future__ import annotations
 
@@ -74,21 +74,5 @@ def say_cells(level: str, cells: list[str], what: str, advice: str) -> None:
                       highlight=False, soft_wrap=True)
 
 
-def report(
-    runs: list[Path] = typer.Argument(..., help="Run folders: predict, baseline, score, references or experiment."),
-    out: Path = typer.Option(Path("report.html"), help="The HTML file; the Markdown goes beside it (.md)."),
-    title: str = typer.Option("recsaver report", help="Report title."),
-    resamples: int = typer.Option(1000, help="Bootstrap resamples for the paired significance tests."),
-    seed: int = typer.Option(0, help="Seed of the significance tests."),
-) -> None:
-    """One self-contained HTML report (tables, confusion matrices, calibration, distributions, ledger, configs)."""
-    from ..report.html import build_report
-
-    html_path, md_path = build_report(runs, out, title=title, resamples=resamples, seed=seed)
-    out_console.print(f"wrote {html_path} and {md_path}", highlight=False)
-
-
 def register(app: typer.Typer) -> None:
-    """Add `experiment run` and the top-level `report` to the main app."""
     app.add_typer(experiment_app, name="experiment")
-    app.command("report")(friendly_errors(report))

@@ -14,8 +14,8 @@ The package: `settings` (the dataclasses), `loading` (YAML, typed build), `overr
 
 from .hashing import config_dict, config_hash
 from .loading import load_config
+from .schema import METHODS
 from .settings import (
-    METHODS,
     TABLES,
     ConfigError,
     DistillSettings,

@@ -12,13 +12,37 @@ import yaml
 
 from .fields import is_domain_tuple, is_mapping, is_tuple, strip_optional
 from .overrides import apply_override
+from .schema import check_choices
 from .settings import ConfigError, DomainSpec, ExperimentConfig
 from .validation import validate
 
 
 def load_config(path: Path | str, overrides: Sequence[str] = ()) -> ExperimentConfig:
     """Read, override (`a.b=c`) and check an experiment config."""
-    path = Path(path)
+    raw, sources = read_yaml(Path(path))
+    for item in overrides:
+        apply_override(raw, item, sources)
+    loader = Loader(sources, str(path))
+    cfg = loader.build(ExperimentConfig, raw, ())
+    validate(cfg, loader)
+    return cfg
+
+
+def load_step_config(cls: Any, path: Path | str | None, overrides: Sequence[str] = (),
+                     given: dict[str, Any] | None = None) -> Any:
+    """A step config from a YAML file of its fields (`--config`), the options given on the command line
+    (`given`, which win over the file) and `--set key=value` overrides (which win over both)."""
+    raw, sources = read_yaml(Path(path)) if path is not None else ({}, {})
+    for k, v in (given or {}).items():
+        raw[k] = list(v) if isinstance(v, tuple) else v
+        sources[(k,)] = f"--{k.replace('_', '-')}"
+    for item in overrides:
+        apply_override(raw, item, sources, schema=cls)
+    return Loader(sources, str(path) if path is not None else "command line").build(cls, raw, ())
+
+
+def read_yaml(path: Path) -> tuple[dict[str, Any], dict[tuple[str, ...], str]]:
+    """A YAML mapping and each key's 'file:line'."""
     if not path.exists():
         raise ConfigError(f"{path}: no such config file")
     text = path.read_text()
@@ -29,13 +53,7 @@ def load_config(path: Path | str, overrides: Sequence[str] = ()) -> ExperimentCo
     raw = yaml.safe_load(text) if root is not None else {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}:1: the config must be a mapping of keys, got {type(raw).__name__}")
-    sources = _line_map(root, path) if root is not None else {}
-    for item in overrides:
-        apply_override(raw, item, sources)
-    loader = Loader(sources, str(path))
-    cfg = loader.build(ExperimentConfig, raw, ())
-    validate(cfg, loader)
-    return cfg
+    return raw, (_line_map(root, path) if root is not None else {})
 
 
 def _line_map(node: yaml.Node, path: Path, prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], str]:
@@ -70,8 +88,8 @@ class Loader:
         names = [f.name for f in dataclasses.fields(cls)]
         for k in raw:
             if k not in hints:
-                raise self.fail(key + (str(k),), f"unknown key (known in {'.'.join(key) or 'the top level'}: "
-                                                  f"{', '.join(n for n in names if not (cls is DomainSpec and n == 'name'))})")
+                known = ", ".join(n for n in names if not (cls is DomainSpec and n == "name"))
+                raise self.fail(key + (str(k),), f"unknown key (known in {'.'.join(key) or 'the top level'}: {known})")
         kwargs = {}
         for f in dataclasses.fields(cls):
             if f.name in raw:
@@ -79,7 +97,9 @@ class Loader:
             elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
                 raise self.fail(key + (f.name,), "required key is missing")
         try:
-            return cls(**kwargs)
+            built = cls(**kwargs)
+            check_choices(built)
+            return built
         except (TypeError, ValueError) as e:
             raise self.fail(key, str(e)) from None
 

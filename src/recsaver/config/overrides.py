@@ -12,14 +12,14 @@ from .fields import is_domain_tuple, is_mapping, is_tuple, strip_optional
 from .settings import ConfigError, DomainSpec, ExperimentConfig
 
 
-def apply_override(raw: dict[str, Any], item: str, sources: dict[tuple[str, ...], str]) -> None:
+def apply_override(raw: dict[str, Any], item: str, sources: dict[tuple[str, ...], str],
+                   schema: Any = ExperimentConfig) -> None:
     if "=" not in item:
         raise ConfigError(f"--set {item}: expected KEY=VALUE, e.g. predict.limit=5")
     key, _, value = item.partition("=")
     parts = tuple(p for p in key.strip().split("."))
     if not all(parts):
         raise ConfigError(f"--set {item}: empty part in key {key!r}")
-    schema: Any = ExperimentConfig
     node: dict[str, Any] = raw
     for depth, part in enumerate(parts):
         last = depth == len(parts) - 1

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from .settings import METHODS, TABLES, ExperimentConfig
+from .schema import METHODS, check_sampling
+from .settings import TABLES, ExperimentConfig
 
 if TYPE_CHECKING:
     from .loading import Loader
@@ -45,12 +46,14 @@ def validate(cfg: ExperimentConfig, loader: Loader) -> None:
     needs_models = cfg.methods and (cfg.distill is None or not cfg.distill.students)
     if needs_models and not cfg.models:
         raise loader.fail(("models",), "at least one model (provider/name) is needed for the zero-shot cells")
-    if cfg.predict.samples > 1 and cfg.predict.temperature == 0:
-        raise loader.fail(("predict", "samples"), "samples > 1 needs predict.temperature > 0")
+    try:
+        check_sampling(cfg.predict.samples, cfg.predict.temperature)
+    except ValueError as e:
+        raise loader.fail(("predict", "samples"), str(e)) from None
     if cfg.references.enabled and not (cfg.references.model or cfg.models):
         raise loader.fail(("references", "model"), "references need a model (or a models list)")
     for n in ("max_tokens", "direct_max_tokens", "samples", "n_ctx"):
-        if getattr(cfg.predict, n) < 1:
+        if (getattr(cfg.predict, n) or 1) < 1:  # None: the method's default
             raise loader.fail(("predict", n), "must be >= 1")
     if cfg.predict.limit is not None and cfg.predict.limit < 1:
         raise loader.fail(("predict", "limit"), "must be >= 1 or null")

@@ -21,42 +21,19 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 from ..backends.base import Generation
+from ..config.schema import DistillSampleConfig
 from ..data.records import RATINGS, Example, load_examples, read_jsonl, write_json, write_jsonl
 from ..prompts import PromptBuilder, PromptOptions, parse_answer
-from .engine import EngineFields
-from .predict import PredictConfig, generate_split, sample_rating
+from .predict import generate_split, sample_rating
 from .runs import write_run
 
 FILTERS = ("none", "5-class", "binary", "1-off")
 ResultHook = Callable[[int, Generation], None]
-
-
-@dataclass(frozen=True)
-class DistillSampleConfig(EngineFields):
-    data: str
-    split: str = "train"
-    model: str = "llamacpp/qwen2.5-0.5b"
-    samples: int = 8
-    temperature: float = 0.7
-    max_tokens: int = 350
-
-    def __post_init__(self) -> None:
-        if self.samples < 1:
-            raise ValueError("--samples must be >= 1")
-        if self.temperature <= 0:
-            raise ValueError("--temperature must be > 0: Eq. 3 samples diverse reasoning paths (T > 0)")
-
-    def predict_config(self) -> PredictConfig:
-        """The CoT prediction these samples are: one request builder for teacher and predict."""
-        return PredictConfig(
-            data=self.data, split=self.split, model=self.model, method="cot", samples=self.samples,
-            temperature=self.temperature, max_tokens=self.max_tokens, rating_probs=True, force_rating=True,
-            **self.engine_values())
 
 
 def passes(filter: str, teacher: int | None, gold: int) -> bool:

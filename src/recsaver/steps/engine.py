@@ -5,35 +5,11 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Protocol
 
 from ..backends import BackendOptions, load_backend
 from ..cache import CachedBackend, GenerationCache
-
-
-@dataclass(frozen=True, kw_only=True)
-class EngineFields:
-    """Sampling and engine fields that PredictConfig, ReferencesConfig and DistillSampleConfig share.
-
-    Keyword-only, so each step config keeps its own positional fields (data, split, ...) first.
-    """
-
-    top_p: float = 1.0
-    seed: int = 0
-    limit: int | None = None
-    grammar: bool = False
-    n_ctx: int = 4096
-    base_urls: tuple[str, ...] = ()
-    concurrency: int = 4
-    balance: str = "round-robin"
-    cache: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def engine_values(self) -> dict[str, Any]:
-        """These fields by name, to carry them from one step config into another."""
-        return {f.name: getattr(self, f.name) for f in fields(EngineFields)}
 
 
 class EngineConfig(Protocol):

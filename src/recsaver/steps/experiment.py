@@ -227,6 +227,7 @@ class ExperimentRunner:
     # -- step configs ----------------------------------------------------------------------
 
     def predict_config(self, cell: Cell, model: str | None = None) -> Any:
+        """The cell's PredictConfig: the predict section's fields as they are, the grid's axes per cell."""
         from .predict import PredictConfig
 
         p, method = self.cfg.predict, cell.labels["method"]
@@ -234,23 +235,23 @@ class ExperimentRunner:
             from .experiment_distill import student_model
 
             model = student_model(self, cell.labels["model"][1:])
-        return PredictConfig(
-            data=str(self.data_dir(cell.domain)), split=self.cfg.split, model=model or cell.labels["model"],
-            method=method, ablation=cell.labels.get("ablation", "none"), samples=p.samples,
-            temperature=p.temperature, top_p=p.top_p,
-            max_tokens=p.max_tokens if method == "cot" else p.direct_max_tokens, seed=p.seed, limit=p.limit,
-            grammar=p.grammar, rating_probs=p.rating_probs, force_rating=p.force_rating, n_ctx=p.n_ctx,
-            base_urls=p.base_urls, concurrency=p.concurrency, balance=p.balance, cache=self.cache)
+        shared = {k: v for k, v in asdict(p).items() if k != "direct_max_tokens"}
+        return PredictConfig(**{
+            **shared, "data": str(self.data_dir(cell.domain)), "split": self.cfg.split,
+            "model": model or cell.labels["model"], "method": method, "ablation": cell.labels.get("ablation", "none"),
+            "max_tokens": p.max_tokens if method == "cot" else p.direct_max_tokens, "cache": self.cache})
 
     def references_config(self, cell: Cell) -> Any:
+        """The cell's ReferencesConfig: the references section's fields, the engine fields of predict."""
         from .references import ReferencesConfig
 
         r, p = self.cfg.references, self.cfg.predict
-        return ReferencesConfig(
-            data=str(self.data_dir(cell.domain)), split=self.cfg.split, model=cell.labels["model"],
-            samples=r.samples, temperature=r.temperature, max_tokens=r.max_tokens, verify=cell.labels["verify"],
-            seed=p.seed, limit=r.limit if r.limit is not None else p.limit, grammar=r.grammar, n_ctx=p.n_ctx,
-            base_urls=p.base_urls, concurrency=p.concurrency, balance=p.balance, cache=self.cache)
+        own = {k: v for k, v in asdict(r).items() if k not in ("verify", "enabled", "model")}
+        engine = {k: getattr(p, k) for k in ("n_ctx", "base_urls", "concurrency", "balance")}
+        return ReferencesConfig(**{
+            **own, **engine, "data": str(self.data_dir(cell.domain)), "split": self.cfg.split,
+            "model": cell.labels["model"], "verify": cell.labels["verify"],
+            "limit": r.limit if r.limit is not None else p.limit, "cache": self.cache})
 
     # -- execution -------------------------------------------------------------------------
 

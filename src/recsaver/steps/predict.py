@@ -15,39 +15,15 @@ from pathlib import Path
 from typing import Any
 
 from ..backends.base import Backend, Generation, GenerationRequest, SamplingParams
+from ..config.schema import PredictConfig
 from ..data.records import Example, Prediction, load_examples, write_jsonl
 from ..metrics import rating_metrics
-from ..prompts import ABLATIONS, OneShot, ParsedAnswer, PromptBuilder, PromptOptions, choose_one_shot, parse_answer
+from ..prompts import OneShot, ParsedAnswer, PromptBuilder, PromptOptions, choose_one_shot, parse_answer
 from ..prompts.grammar import rating_grammar
-from .engine import EngineFields, cached_backend
+from .engine import cached_backend
 from .runs import no_metrics, write_run
 
 ResultHook = Callable[[int, Generation], None]
-
-
-@dataclass(frozen=True)
-class PredictConfig(EngineFields):
-    data: str
-    split: str = "test"
-    model: str = "llamacpp/smollm2-135m"
-    method: str = "cot"
-    ablation: str = "none"
-    samples: int = 1
-    temperature: float = 0.0
-    max_tokens: int = 350
-    rating_probs: bool = True
-    force_rating: bool = True
-    one_shot_reasoning: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.method not in ("cot", "direct"):
-            raise ValueError(f"--method must be cot or direct, got {self.method!r}")
-        if self.ablation not in ABLATIONS:
-            raise ValueError(f"--ablation must be one of {ABLATIONS}, got {self.ablation!r}")
-        if self.samples < 1:
-            raise ValueError("--samples must be >= 1")
-        if self.samples > 1 and self.temperature == 0:
-            raise ValueError("--samples > 1 needs --temperature > 0, or every sample is the same")
 
 
 def load_split(data: Path, split: str, limit: int | None = None) -> list[Example]:

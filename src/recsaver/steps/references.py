@@ -14,38 +14,19 @@ from __future__ import annotations
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from ..backends.base import Generation, GenerationRequest, SamplingParams
+from ..config.schema import ReferencesConfig
 from ..data.records import RATINGS, Example, write_json, write_jsonl
 from ..prompts import PromptBuilder, PromptOptions, explanation_grammar, parse_answer, parse_explanation
 from ..prompts.grammar import rating_grammar
-from ..prompts.leakage import DEFAULT_PATTERNS, Scrubber
-from .engine import EngineFields, cached_backend
+from ..prompts.leakage import Scrubber
+from .engine import cached_backend
 from .predict import ledger, load_split
 from .runs import write_run
-
-VERIFY_RULES = ("exact", "1-off", "none")
-
-
-@dataclass(frozen=True)
-class ReferencesConfig(EngineFields):
-    data: str
-    split: str = "test"
-    model: str = "llamacpp/smollm2-135m"
-    samples: int = 4
-    temperature: float = 0.7
-    max_tokens: int = 256
-    verify: str = "exact"
-    leak_patterns: tuple[str, ...] = DEFAULT_PATTERNS
-
-    def __post_init__(self) -> None:
-        if self.verify not in VERIFY_RULES:
-            raise ValueError(f"--verify must be one of {VERIFY_RULES}, got {self.verify!r}")
-        if self.samples < 1:
-            raise ValueError("--samples must be >= 1")
 
 
 def kept(rule: str, verify_rating: int | None, gold: int) -> bool:

@@ -1,0 +1,5 @@
+"""`python -m recsaver.cli ...`, as the `recsaver` script."""
+
+from . import app
+
+app()

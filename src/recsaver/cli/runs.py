@@ -1,0 +1,143 @@
+"""`recsaver baseline|metrics|predict|references|score`: one step each, on a prepared data folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from ..config.schema import PredictConfig, ReferencesConfig
+from ..metrics.text.registry import text_metrics
+from .common import (
+    DataOpt,
+    LimitOpt,
+    count_progress,
+    err_console,
+    exit_if_incomplete,
+    friendly_errors,
+    generation_progress,
+    out_console,
+    print_metrics,
+)
+from .options import with_config
+
+
+def register(app: typer.Typer) -> None:
+    for name, command in (("baseline", baseline), ("metrics", metrics), ("predict", predict),
+                          ("references", references), ("score", score)):
+        app.command(name)(command)
+
+
+@friendly_errors
+def baseline(
+    data: DataOpt,
+    split: str = typer.Option("test", help="train | test"),
+    out: Path = typer.Option(..., help="Run folder for predictions.jsonl, metrics.json, run.json."),
+    limit: LimitOpt = None,
+) -> None:
+    """Naive baseline: the user's historical average rating (paper Table 3)."""
+    from ..steps.baseline import run_baseline
+
+    metrics = run_baseline(data, split, out, limit)
+    print_metrics(metrics, title=f"naive baseline ({split})")
+    out_console.print(f"wrote {out}/predictions.jsonl, metrics.json, run.json")
+
+
+@friendly_errors
+def metrics(
+    predictions: Path = typer.Argument(..., help="A predictions.jsonl file."),
+    out: Path | None = typer.Option(None, help="Where to write metrics.json (default: beside the predictions)."),
+    resamples: int = typer.Option(1000, help="Bootstrap resamples for the 95% CIs."),
+    seed: int = typer.Option(0, help="Bootstrap seed."),
+) -> None:
+    """Rating metrics with bootstrap CIs; prints a table and writes metrics.json."""
+    from ..data.records import load_predictions, write_json
+    from ..metrics import rating_metrics
+
+    result = rating_metrics(load_predictions(predictions), n_resamples=resamples, seed=seed)
+    write_json(out or predictions.parent / "metrics.json", result)
+    print_metrics(result, title=str(predictions))
+
+
+@friendly_errors
+@with_config(PredictConfig)
+def predict(
+    cfg: PredictConfig,
+    out: Path = typer.Option(..., help="Run folder for predictions.jsonl, metrics.json, run.json."),
+    progress: bool = typer.Option(True, help="Show a progress bar."),
+) -> None:
+    """Zero-shot rating prediction, with reasoning (CoT) or without, and the paper's ablations."""
+    from ..steps.predict import run_predict
+
+    with generation_progress(progress) as (on_start, on_result):
+        metrics = run_predict(cfg, out, on_result=on_result, on_start=on_start)
+    if metrics["n"]:
+        print_metrics(metrics, title=f"{cfg.model} {cfg.method} ablation={cfg.ablation} ({cfg.split})")
+        for w in metrics.get("warnings", []):
+            err_console.print(f"[bold yellow]warning:[/] {w}", highlight=False, soft_wrap=True)
+        out_console.print(f"wrote {out}/predictions.jsonl, metrics.json, run.json")
+    else:
+        out_console.print(f"no metrics: every one of the {metrics['n_failed']} predictions failed; "
+                          f"wrote {out}/predictions.jsonl and run.json")
+    exit_if_incomplete(out)
+
+
+@friendly_errors
+@with_config(ReferencesConfig)
+def references(
+    cfg: ReferencesConfig,
+    out: Path = typer.Option(..., help="Folder for references.jsonl, summary.json, run.json."),
+    progress: bool = typer.Option(True, help="Show a progress bar."),
+) -> None:
+    """Rec-SAVER: post-hoc explanations of the gold rating, leakage scrub, self-verification."""
+    from ..steps.references import run_references
+
+    with count_progress(progress, "examples") as update:
+        summary = run_references(cfg, out, on_example=update)
+    out_console.print(
+        f"coverage {summary['coverage']:.1%}, mean pool size {summary['mean_pool_size']:.2f}, "
+        f"{summary['scrub']['sentences_removed']} leaking sentences removed; pass rate per label: "
+        + ", ".join(f"{k}: {'-' if v is None else f'{v:.0%}'}" for k, v in summary["pass_rate_per_label"].items()),
+        highlight=False,
+    )
+    from ..steps.score import empty_pools_advice
+
+    rates = summary["pass_rate_per_label"]
+    if summary["examples"] and summary["coverage"] == 0:
+        err_console.print(f"[bold yellow]warning:[/] every reference pool is empty: {empty_pools_advice(out)}",
+                          highlight=False, soft_wrap=True)
+    elif [k for k, v in rates.items() if v == 0]:
+        err_console.print(f"[bold yellow]warning:[/] no explanation of gold rating(s) "
+                          f"{', '.join(k for k, v in rates.items() if v == 0)} was verified: scores and studies "
+                          "built on these pools cover the other ratings only (--verify 1-off|none or a stronger "
+                          "verifier model widen them)", highlight=False, soft_wrap=True)
+    out_console.print(f"wrote {out}/references.jsonl, summary.json, run.json")
+    exit_if_incomplete(out)
+
+
+@friendly_errors
+def score(
+    predictions: Path = typer.Option(..., help="A run folder (or its predictions.jsonl)."),
+    references: Path = typer.Option(..., help="A references folder from `recsaver references`."),
+    metrics: str = typer.Option(",".join(text_metrics()), help="Comma-separated text metrics (the registry: "
+                                "recsaver/metrics/text/registry.py)."),
+    out: Path | None = typer.Option(None, help="Where to write text_scores.jsonl / text_metrics.json."),
+    seed: int = typer.Option(0, help="Bootstrap seed."),
+) -> None:
+    """Reasoning quality against the verified reference pool: BLEU, ROUGE-1, METEOR, BERTScore."""
+    from rich.table import Table
+
+    from ..steps.score import run_score
+
+    result = run_score(predictions, references, [m.strip() for m in metrics.split(",") if m.strip()], out,
+                       seed=seed)
+    table = Table(title=f"reasoning vs references ({result['overall']['n_scored']} scored, "
+                        f"{result['overall']['n_excluded']} with an empty pool excluded)")
+    for col in ("metric", "all", "95% CI", "correct", "incorrect"):
+        table.add_column(col)
+    for name, m in result["overall"]["metrics"].items():
+        c = result["by_correctness"]["correct"]["metrics"].get(name, {})
+        i = result["by_correctness"]["incorrect"]["metrics"].get(name, {})
+        table.add_row(name, f"{m['mean']:.3f}", f"[{m['ci_low']:.3f}, {m['ci_high']:.3f}]",
+                      f"{c.get('mean', float('nan')):.3f}", f"{i.get('mean', float('nan')):.3f}")
+    out_console.print(table)

@@ -1,0 +1,169 @@
+"""Each generating step's config: the one definition of its fields, defaults, help text and checks.
+
+The command line options of `predict`, `references` and `distill sample` are generated from these
+dataclasses (recsaver/cli/options.py), and an experiment config's `predict` and `references` sections
+are built from the same fields (settings.py), so a default is declared once and is the same from the
+command line, an experiment and the demo. A field's metadata carries its help text, its allowed values
+(`choices`, checked in `__post_init__` by `check_choices`) and, where the flag is not the field name,
+its command line flag (`flag`).
+
+Values that depend on the method live in METHOD_DEFAULTS: a field left at None takes its method's
+value in `__post_init__`, so the resolved config (what a run.json, a cache key and a cell hash see)
+always holds the number that was used.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+DEFAULT_MODEL = "llamacpp/smollm2-135m"
+SPLITS = ("train", "test")
+METHODS = ("cot", "direct")
+ABLATIONS = ("none", "no-review", "no-review-no-rating", "no-description", "one-shot")
+VERIFY_RULES = ("exact", "1-off", "none")
+BALANCE = ("round-robin", "least-busy")
+DOMAINS = ("beauty", "movies")
+
+# Per method: CoT needs room to reason; a direct answer is a rating line (16 tokens hold the header
+# and a digit with any tokenizer we ship).
+METHOD_DEFAULTS: dict[str, dict[str, Any]] = {"cot": {"max_tokens": 350}, "direct": {"max_tokens": 16}}
+
+# The paper's phrases, then digit-with-rating forms: "5/5", "4 out of 5", "rated it 4",
+# "gave it a 2", "five-star", "4-star", "a 5". The default of `references --leak-pattern`.
+LEAK_PATTERNS: tuple[str, ...] = (
+    r"\ba rating of\b",
+    r"\bstars?\b",
+    r"\bscores?\b",
+    r"\b(?:[1-5]|one|two|three|four|five)\s*(?:/|out\s+of)\s*(?:5|five)\b",
+    r"\brated\b(?:\s+\w+){0,3}?\s+(?:a\s+)?(?:[1-5]|one|two|three|four|five)\b",
+    r"\bgave\b(?:\s+\w+){0,3}?\s+(?:a\s+)?(?:[1-5]|one|two|three|four|five)\b",
+    r"\b(?:[1-5]|one|two|three|four|five)[\s-]*star\b",
+    r"\brating\b[^.!?\n]{0,15}\b[1-5]\b",
+)
+
+
+def setting(default: Any = dataclasses.MISSING, help: str = "", *, choices: tuple[Any, ...] | None = None,
+            flag: str | None = None) -> Any:
+    """A config field with its help text, allowed values and command line flag in its metadata."""
+    meta = {"help": help, "choices": choices, "flag": flag}
+    if isinstance(default, (dict, list)):
+        return field(default_factory=lambda: type(default)(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def check_choices(cfg: Any) -> None:
+    """Every field with `choices` holds an allowed value (each item, for a tuple field)."""
+    for f in dataclasses.fields(cfg):
+        allowed = f.metadata.get("choices")
+        value = getattr(cfg, f.name)
+        if allowed is None or value is None:
+            continue
+        for v in value if isinstance(value, tuple) else (value,):
+            if v not in allowed:
+                raise ValueError(f"{f.name} must be one of {', '.join(map(str, allowed))}; got {v!r}")
+
+
+def check_sampling(samples: int, temperature: float) -> None:
+    """The one check that several samples of a prompt can differ."""
+    if samples < 1:
+        raise ValueError("samples must be >= 1")
+    if samples > 1 and temperature == 0:
+        raise ValueError("samples > 1 needs temperature > 0, or every sample is the same")
+
+
+@dataclass(frozen=True, kw_only=True)
+class EngineFields:
+    """Sampling and engine fields that PredictConfig, ReferencesConfig and DistillSampleConfig share.
+
+    Keyword-only, so each step config keeps its own positional fields (data, split, ...) first.
+    """
+
+    top_p: float = setting(1.0, "Nucleus sampling.")
+    seed: int = setting(0, "Sampling seed.")
+    limit: int | None = setting(None, "Use only the first N examples.")
+    n_ctx: int = setting(4096, "Context window to allocate / assume.")
+    base_urls: tuple[str, ...] = setting((), "OpenAI-compatible server(s) for openai/... (repeatable).",
+                                         flag="base-url")
+    concurrency: int = setting(4, "Parallel requests for server backends.")
+    balance: str = setting("round-robin", "How openai/... spreads requests over several --base-url servers.",
+                           choices=BALANCE)
+    cache: str | None = setting(None, "SQLite generation cache (default ~/.cache/recsaver/generations.sqlite).")
+    extra: dict[str, Any] = setting({}, "Engine-specific options (Python and config files only).")
+
+    def engine_values(self) -> dict[str, Any]:
+        """These fields by name, to carry them from one step config into another."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(EngineFields)}
+
+
+@dataclass(frozen=True)
+class PredictConfig(EngineFields):
+    data: str = setting(help="Folder written by `recsaver data prepare`.")
+    split: str = setting("test", "Which split to predict.", choices=SPLITS)
+    model: str = setting(DEFAULT_MODEL, "provider/model, e.g. llamacpp/qwen2.5-0.5b.")
+    method: str = setting("cot", "cot (reason, then rate) or direct (rate only).", choices=METHODS)
+    ablation: str = setting("none", "Which input the prompt leaves out (paper Table 3).", choices=ABLATIONS)
+    samples: int = setting(1, "Samples per prompt (majority vote; P(1..5) averaged).")
+    temperature: float = setting(0.0, "Sampling temperature.")
+    max_tokens: int | None = setting(None, "Most tokens per answer (default by method: cot 350, direct 16).")
+    grammar: bool = setting(True, "Constrain the output format (GBNF / guided decoding).")
+    rating_probs: bool = setting(True, "Read P(1..5) from the rating-token logits where possible.")
+    force_rating: bool = setting(True, "An answer without a rating gets the most likely digit after an appended "
+                                       "rating header (needs --rating-probs); counted in metrics.")
+    one_shot_reasoning: str | None = setting(None, "The worked reasoning of the one-shot ablation's example "
+                                                   "(default: a factual summary of its history).")
+
+    def __post_init__(self) -> None:
+        check_choices(self)
+        check_sampling(self.samples, self.temperature)
+        if self.max_tokens is None:
+            object.__setattr__(self, "max_tokens", METHOD_DEFAULTS[self.method]["max_tokens"])
+        if self.max_tokens < 1:  # type: ignore[operator]  # resolved just above
+            raise ValueError("max_tokens must be >= 1")
+
+
+@dataclass(frozen=True)
+class ReferencesConfig(EngineFields):
+    data: str = setting(help="Folder written by `recsaver data prepare`.")
+    split: str = setting("test", "Which split to explain.", choices=SPLITS)
+    model: str = setting(DEFAULT_MODEL, "provider/model writing and verifying explanations.")
+    samples: int = setting(4, "N post-hoc explanations per example.")
+    temperature: float = setting(0.7, "Sampling temperature T of the explanations.")
+    max_tokens: int = setting(256, "Most tokens per explanation.")
+    verify: str = setting("exact", "Which explanations join the pool (paper Algorithm 1).", choices=VERIFY_RULES)
+    grammar: bool = setting(True, "Constrain explanation and verification formats.")
+    leak_patterns: tuple[str, ...] = setting(LEAK_PATTERNS, "Leakage regexes; giving any replaces the defaults "
+                                                            "(repeatable).", flag="leak-pattern")
+
+    def __post_init__(self) -> None:
+        check_choices(self)
+        if self.samples < 1:
+            raise ValueError("samples must be >= 1")
+
+
+@dataclass(frozen=True)
+class DistillSampleConfig(EngineFields):
+    data: str = setting(help="Folder written by `recsaver data prepare`.")
+    split: str = setting("train", "Which split the teacher answers.", choices=SPLITS)
+    model: str = setting("llamacpp/qwen2.5-0.5b", "The teacher: provider/model.")
+    samples: int = setting(8, "M reasoning paths per example (paper Eq. 3).")
+    temperature: float = setting(0.7, "Sampling temperature T (> 0).")
+    max_tokens: int = setting(METHOD_DEFAULTS["cot"]["max_tokens"], "Most tokens per answer.")
+    # Off by default: distillation cells were recorded without it (their hashes are pinned); the
+    # shipped Table 4/5 configs turn it on for small teachers.
+    grammar: bool = setting(False, "Constrain the teacher's output format (GBNF / guided decoding).")
+
+    def __post_init__(self) -> None:
+        if self.samples < 1:
+            raise ValueError("samples must be >= 1")
+        if self.temperature <= 0:
+            raise ValueError("temperature must be > 0: Eq. 3 samples diverse reasoning paths (T > 0)")
+        check_choices(self)
+
+    def predict_config(self) -> PredictConfig:
+        """The CoT prediction these samples are: one request builder for teacher and predict."""
+        return PredictConfig(
+            data=self.data, split=self.split, model=self.model, method="cot", samples=self.samples,
+            temperature=self.temperature, max_tokens=self.max_tokens, grammar=self.grammar, rating_probs=True,
+            force_rating=True, **self.engine_values())
