@@ -11,6 +11,11 @@ Several processes may share one cache (two runs on one machine, or a fleet on a 
 generating, a process claims each missing key in the `claims` table; a key another live process has
 claimed is waited for, not computed twice, and taken over once its claim is stale: the owner's
 heartbeat stopped (`STALE_AFTER_S`), or the owner is a process on this host that no longer exists.
+
+Probes (`Backend.probe`) are stored in the same file, in their own `probes` table keyed by
+`ProbeRequest.key(model_id)`, each committed as it finishes; a failed probe is not stored (it is
+asked again next time). Probes take no claims: one costs about one forward pass, so two processes
+asking for the same probe at once both compute it and the first write wins.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from pathlib import Path
 
 import orjson
 
-from .backends.base import Backend, Generation, GenerationRequest, OnResult
+from .backends.base import Backend, Generation, GenerationRequest, OnProbe, OnResult, Probe, ProbeRequest
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS generations (
@@ -42,6 +47,13 @@ CREATE TABLE IF NOT EXISTS failures (
   key TEXT NOT NULL,
   model_id TEXT NOT NULL,
   error TEXT NOT NULL,
+  created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS probes (
+  key TEXT PRIMARY KEY,
+  model_id TEXT NOT NULL,
+  request BLOB NOT NULL,
+  result BLOB NOT NULL,
   created_at REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS claims (
@@ -76,6 +88,13 @@ def _request_blob(request: GenerationRequest) -> bytes:
         "messages": request.messages, "prompt_text": request.prompt_text, "params": request.params.to_dict(),
         "sample_index": request.sample_index, "grammar": request.grammar, "rating_probs": request.rating_probs,
         "tag": request.tag,
+    })
+
+
+def _probe_blob(request: ProbeRequest) -> bytes:
+    return orjson.dumps({
+        "messages": request.messages, "prompt_text": request.prompt_text, "continuation": request.continuation,
+        "candidates": request.candidates, "tag": request.tag,
     })
 
 
@@ -180,7 +199,30 @@ class GenerationCache:
 
     def count(self) -> int:
         with self._lock:
-            return self._con.execute("SELECT count(*) FROM generations").fetchone()[0]
+            return int(self._con.execute("SELECT count(*) FROM generations").fetchone()[0])
+
+    # ---- probes: their own table, no claims ----------------------------------------------
+    def get_probes(self, keys: Sequence[str]) -> dict[str, Probe]:
+        found: dict[str, Probe] = {}
+        with self._lock:
+            for start in range(0, len(keys), 500):
+                chunk = list(keys[start:start + 500])
+                marks = ",".join("?" * len(chunk))
+                for key, blob in self._con.execute(f"SELECT key, result FROM probes WHERE key IN ({marks})", chunk):
+                    found[key] = Probe.from_dict(orjson.loads(blob), cached=True)
+        return found
+
+    def put_probe(self, key: str, model_id: str, request: ProbeRequest, probe: Probe) -> None:
+        """Store a successful probe (committed at once); a failed one is not stored."""
+        if not probe.ok:
+            return
+        with self._lock:
+            self._con.execute("INSERT OR IGNORE INTO probes VALUES (?, ?, ?, ?, ?)",
+                              (key, model_id, _probe_blob(request), orjson.dumps(probe.to_dict()), time.time()))
+
+    def count_probes(self) -> int:
+        with self._lock:
+            return int(self._con.execute("SELECT count(*) FROM probes").fetchone()[0])
 
     def failures(self) -> list[tuple[str, str]]:
         with self._lock:
@@ -277,6 +319,36 @@ class CachedBackend:
                 results[i] = generation
                 if on_result:
                     on_result(i, generation)
+
+    def probe(self, requests: Sequence[ProbeRequest], on_result: OnProbe | None = None) -> list[Probe]:
+        """Cached probes from SQLite, the rest from the backend, each stored as it finishes (no claims:
+        see the module docstring). Counted in `stats` like generations."""
+        keys = [r.key(self.model_id) for r in requests]
+        found = self.cache.get_probes(keys)
+        results: list[Probe | None] = [None] * len(requests)
+        for i, key in enumerate(keys):
+            if key in found:
+                results[i] = found[key]
+                self.stats.hits += 1
+                if on_result:
+                    on_result(i, found[key])
+        todo = [i for i in range(len(requests)) if results[i] is None]
+        if todo:
+            self.stats.misses += len(todo)
+
+            def store(j: int, probe: Probe) -> None:
+                i = todo[j]
+                if results[i] is not None:
+                    return
+                self.cache.put_probe(keys[i], self.model_id, requests[i], probe)
+                results[i] = probe
+                if on_result:
+                    on_result(i, probe)
+
+            probed = self.backend.probe([requests[i] for i in todo], on_result=store)
+            for j, probe in enumerate(probed):
+                store(j, probe)  # a backend that did not call on_result for this one
+        return [p if p is not None else Probe(probs=None, error="backend returned no result") for p in results]
 
     def count_tokens(self, request: GenerationRequest) -> int:
         return self.backend.count_tokens(request)

@@ -68,7 +68,8 @@ def start_llama_server(log_dir: Path, threads: int, n_ctx: int = 2048, ready_s: 
     deadline = time.monotonic() + ready_s
     while True:
         if proc.poll() is not None:
-            pytest.fail(f"llama_cpp.server exited with {proc.returncode}:\n{log_path.read_text(errors='replace')[-3000:]}")
+            tail = log_path.read_text(errors="replace")[-3000:]
+            pytest.fail(f"llama_cpp.server exited with {proc.returncode}:\n{tail}")
         try:
             if httpx.get(f"{server.base}/models", timeout=1.0).status_code == 200:
                 return server
@@ -76,5 +77,6 @@ def start_llama_server(log_dir: Path, threads: int, n_ctx: int = 2048, ready_s: 
             pass
         if time.monotonic() > deadline:
             server.stop(kill=True)
-            pytest.fail(f"llama_cpp.server not ready in {ready_s:.0f} s:\n{log_path.read_text(errors='replace')[-3000:]}")
+            tail = log_path.read_text(errors="replace")[-3000:]
+            pytest.fail(f"llama_cpp.server not ready in {ready_s:.0f} s:\n{tail}")
         time.sleep(0.2)

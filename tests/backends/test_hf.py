@@ -22,7 +22,7 @@ import pytest
 import torch  # noqa: E402
 import transformers  # noqa: E402,F401
 
-from recsaver.backends.base import Backend, GenerationRequest, SamplingParams  # noqa: E402
+from recsaver.backends.base import Backend, GenerationRequest, ProbeRequest, SamplingParams  # noqa: E402
 from recsaver.backends.hf import (  # noqa: E402
     RATING_HEADER,
     HFBackend,
@@ -32,6 +32,7 @@ from recsaver.backends.hf import (  # noqa: E402
     split_adapter,
     weights_identity,
 )
+from recsaver.prompts.rating import DIGITS, rating_probe  # noqa: E402
 
 pytestmark = pytest.mark.slow
 GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -130,6 +131,25 @@ def test_rating_probs(smol, greedy_batched):
     probs, mass = smol.rating_distribution(prompt, "### Reason ###\nfine\n\n### Rating ###\n3")
     probs2, mass2 = smol.rating_distribution(prompt, "### Reason ###\nfine")
     assert probs == pytest.approx(probs2) and mass == pytest.approx(mass2)
+
+
+def test_probe_is_the_rating_read_out(smol, greedy_batched):
+    """`probe` is what generate(rating_probs=True) reads: the same numbers for the same answer text."""
+    batched, _ = greedy_batched
+    g = batched[0]
+    alone = smol.probe([rating_probe(REQS[0], g.text)])[0]
+    assert alone.ok and alone.probs == g.rating_probs and alone.mass == g.digit_mass
+    assert alone.prompt_tokens > g.prompt_tokens
+    # batched with padding (right padding: each row read at its own last token), and errors recorded per request
+    bad = ProbeRequest.from_request(REQS[1], "### Rating ###\n", ("1", "hello world"))
+    seen: list[int] = []
+    out = smol.probe([rating_probe(REQS[1], "short"), bad, rating_probe(REQS[0], g.text)],
+                     on_result=lambda i, p: seen.append(i))
+    assert sorted(seen) == [0, 1, 2]
+    assert out[0].ok and math.isclose(sum(out[0].probs), 1.0, abs_tol=1e-9)
+    assert out[2].probs == pytest.approx(g.rating_probs, abs=1e-5)
+    assert out[1].probs is None and "'hello world'" in out[1].error and smol.model_id in out[1].error
+    assert smol.probe([ProbeRequest.from_request(REQS[1], "### Rating ###\n", DIGITS)])[0].ok
 
 
 def test_rating_continuation_cuts_at_last_header():
@@ -235,6 +255,9 @@ def test_seq2seq_t5(tiny_t5_dir):
         assert all(g.completion_tokens <= 6 for g in batched)
         assert batched[1].prompt_tokens == len(t5.tokenizer("A plain completion-style prompt")["input_ids"])
         check_probs(batched[0])
+        probed = t5.probe([rating_probe(reqs[0], batched[0].text), rating_probe(reqs[1], "a longer answer here")])
+        assert probed[0].probs == pytest.approx(batched[0].rating_probs, abs=1e-6)
+        assert probed[1].ok and math.isclose(sum(probed[1].probs), 1.0, abs_tol=1e-9)
         t5.batch_size = 1
         one_by_one = t5.generate(reqs)
         assert [g.text for g in one_by_one] == [g.text for g in batched]

@@ -34,8 +34,9 @@ SAMPLED = SamplingParams(temperature=0.8, max_tokens=32, seed=5)
 
 # ---- grouping / mapping --------------------------------------------------------------
 def test_samples_of_one_prompt_become_one_n_call():
-    reqs = [req("a", params=SAMPLED, sample_index=2), req("b", params=SAMPLED), req("a", params=SAMPLED, sample_index=0),
-            req("a", params=SAMPLED, sample_index=1), req("a", params=SAMPLED, sample_index=2)]
+    reqs = [req("a", params=SAMPLED, sample_index=2), req("b", params=SAMPLED),
+            req("a", params=SAMPLED, sample_index=0), req("a", params=SAMPLED, sample_index=1),
+            req("a", params=SAMPLED, sample_index=2)]
     groups = group_samples(reqs)
     assert [(g.first, g.n) for g in groups] == [(0, 3), (1, 1)]
     a = groups[0]

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .base import Backend, Generation, GenerationRequest, Message, SamplingParams
+from .base import Backend, Generation, GenerationRequest, Message, Probe, ProbeRequest, SamplingParams
 
-__all__ = ["Backend", "BackendOptions", "Generation", "GenerationRequest", "Message", "SamplingParams",
-           "load_backend", "PROVIDERS"]
+__all__ = ["Backend", "BackendOptions", "Generation", "GenerationRequest", "Message", "Probe", "ProbeRequest",
+           "SamplingParams", "load_backend", "PROVIDERS"]
 
 PROVIDERS = ("llamacpp", "openai", "hf", "vllm")
 

@@ -4,6 +4,13 @@ Speed comes from prompt reuse: `Llama` keeps the KV cache of the longest prefix
 shared with the previous call, so requests are run grouped by prompt (the M
 samples of one prompt, and the rating read-out after a reasoning, pay for the
 prompt once).
+
+`probe` evaluates prompt tokens + the continuation's tokens (tokenized on its own,
+no BOS) with the same prefix reuse and reads the last position's logits: the
+candidates' softmax probabilities over the whole vocabulary (float64), their sum
+is the mass and normalized they are the probs. Each candidate must be one token.
+`generate(rating_probs=True)` reads P(1..5) through the same code
+(`prompts.rating.rating_probe`).
 """
 
 from __future__ import annotations
@@ -16,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from ..prompts.rating import DIGITS, rating_continuation
-from .base import Generation, GenerationRequest, OnResult
+from ..prompts.rating import rating_probe
+from .base import Generation, GenerationRequest, OnProbe, OnResult, Probe, ProbeRequest
 from .cpu_share import CoreShare, available_cores
 
 
@@ -47,7 +54,7 @@ class LlamaCppBackend:
         self.context_length = self.llm.n_ctx()
         self._formatter = self._chat_formatter()
         self._grammars: dict[str, Any] = {}
-        self._digit_ids = self._rating_token_ids()
+        self._candidate_ids: dict[str, int] = {}
 
     # ---- prompt rendering -------------------------------------------------
     def _chat_formatter(self) -> Any:
@@ -66,7 +73,7 @@ class LlamaCppBackend:
             add_generation_prompt=True,
         )
 
-    def prompt_tokens(self, request: GenerationRequest) -> tuple[list[int], list[str]]:
+    def prompt_tokens(self, request: GenerationRequest | ProbeRequest) -> tuple[list[int], list[str]]:
         """The exact tokens the model sees, and the template's stop strings."""
         if request.prompt_text is not None or self._formatter is None:
             text = request.prompt_text if request.prompt_text is not None else "\n\n".join(
@@ -80,13 +87,18 @@ class LlamaCppBackend:
     def count_tokens(self, request: GenerationRequest) -> int:
         return len(self.prompt_tokens(request)[0])
 
-    def _rating_token_ids(self) -> list[int]:
+    def candidate_ids(self, candidates: Sequence[str]) -> list[int]:
+        """The token id of each candidate string, tokenized alone; a ValueError naming the model and the
+        candidate when one is not exactly one token."""
         ids = []
-        for d in DIGITS:
-            toks = self.llm.tokenize(d.encode(), add_bos=False, special=False)
-            if len(toks) != 1:
-                raise RuntimeError(f"{self.model_path}: rating digit {d!r} is {len(toks)} tokens, expected 1")
-            ids.append(toks[0])
+        for c in candidates:
+            if c not in self._candidate_ids:
+                toks = self.llm.tokenize(c.encode("utf-8"), add_bos=False, special=False)
+                if len(toks) != 1:
+                    raise ValueError(f"{self.model_id}: probe candidate {c!r} is {len(toks)} tokens {toks}, "
+                                     "a candidate must be exactly one token")
+                self._candidate_ids[c] = toks[0]
+            ids.append(self._candidate_ids[c])
         return ids
 
     def _grammar(self, text: str) -> Any:
@@ -103,17 +115,36 @@ class LlamaCppBackend:
         results: list[Generation | None] = [None] * len(requests)
         with self.share.active() if self.share else nullcontext():
             self._generate(requests, order, results, on_result)
-        return results  # type: ignore[return-value]
+        return [g if g is not None else Generation(text=None, error="not run") for g in results]
 
     def _generate(self, requests: Sequence[GenerationRequest], order: list[int], results: list[Generation | None],
                   on_result: OnResult | None) -> None:
         for i in order:
             try:
-                results[i] = self._one(requests[i])
+                g = self._one(requests[i])
             except Exception as e:  # recorded, not raised: one bad call must not end a run
-                results[i] = Generation(text=None, error=f"{type(e).__name__}: {e}")
+                g = Generation(text=None, error=f"{type(e).__name__}: {e}")
+            results[i] = g
             if on_result:
-                on_result(i, results[i])  # type: ignore[arg-type]
+                on_result(i, g)
+
+    def probe(self, requests: Sequence[ProbeRequest], on_result: OnProbe | None = None) -> list[Probe]:
+        # Requests that share a prompt run back to back, so the evaluated prefix is reused.
+        order = sorted(range(len(requests)), key=lambda i: (requests[i].messages, requests[i].prompt_text or "",
+                                                             requests[i].continuation, i))
+        results: list[Probe] = [Probe(probs=None, error="not run")] * len(requests)
+        with self.share.active() if self.share else nullcontext():
+            for i in order:
+                started = time.perf_counter()
+                try:
+                    self._share_cores()
+                    p = self._probe_one(requests[i])
+                except Exception as e:  # recorded, not raised: one bad call must not end a run
+                    p = Probe(probs=None, error=f"{type(e).__name__}: {e}", latency_s=time.perf_counter() - started)
+                results[i] = p
+                if on_result:
+                    on_result(i, p)
+        return results
 
     def _share_cores(self) -> None:
         if self.share is None:
@@ -142,12 +173,14 @@ class LlamaCppBackend:
             stop=list(p.stop) + stops,
             grammar=self._grammar(request.grammar) if request.grammar else None,
         )
+        assert isinstance(out, dict)  # not streamed
         choice = out["choices"][0]
         text = choice["text"]
-        usage = out.get("usage", {})
+        usage: Any = out.get("usage", {})
         probs, mass = (None, None)
         if request.rating_probs:
-            probs, mass = self.rating_distribution(tokens, text)
+            rated = self._probe_one(rating_probe(request, text), tokens)
+            probs, mass = rated.probs, rated.mass
         return Generation(
             text=text,
             prompt_tokens=int(usage.get("prompt_tokens", len(tokens))),
@@ -158,14 +191,21 @@ class LlamaCppBackend:
             digit_mass=mass,
         )
 
-    def rating_distribution(self, prompt_tokens: list[int], completion: str) -> tuple[tuple[float, ...], float]:
-        """P(1..5): evaluate prompt + answer up to and including the rating header, read the next-token logits.
+    # ---- probes -------------------------------------------------------------
+    def _probe_one(self, request: ProbeRequest, prompt_tokens: list[int] | None = None) -> Probe:
+        """Evaluate prompt + continuation, read the candidates' share of the next-token softmax.
 
-        The answer is cut at its last rating header; when it has none, the header
-        is appended, so every answer yields a distribution (paper Section 4.3).
+        Raises on failure (`probe` records it; `generate` fails the generation, as it always has).
+        `prompt_tokens` skips rendering the prompt again when the caller has its tokens.
         """
-        full = prompt_tokens + self.llm.tokenize(rating_continuation(completion).encode("utf-8"), add_bos=False,
-                                                 special=False)
+        started = time.perf_counter()
+        ids = self.candidate_ids(request.candidates)
+        if prompt_tokens is None:
+            prompt_tokens = self.prompt_tokens(request)[0]
+        full = prompt_tokens + self.llm.tokenize(request.continuation.encode("utf-8"), add_bos=False, special=False)
+        if len(full) > self.context_length:
+            raise ValueError(f"prompt + continuation of {len(full)} tokens exceeds the context of "
+                             f"{self.context_length}")
         self._eval_with_prefix_reuse(full)
         import llama_cpp
 
@@ -174,9 +214,12 @@ class LlamaCppBackend:
         logits -= logits.max()
         p_all = np.exp(logits)
         p_all /= p_all.sum()
-        digits = p_all[self._digit_ids]
-        mass = float(digits.sum())
-        return tuple(float(x) for x in digits / mass), mass
+        chosen = p_all[ids]
+        mass = float(chosen.sum())
+        if not mass > 0:
+            raise ValueError(f"{self.model_id}: no probability mass on the candidates {request.candidates}")
+        return Probe(probs=tuple(float(x) for x in chosen / mass), mass=mass, prompt_tokens=len(full),
+                     latency_s=time.perf_counter() - started)
 
     def _eval_with_prefix_reuse(self, tokens: list[int]) -> None:
         current = self.llm.input_ids[: self.llm.n_tokens]

@@ -14,11 +14,15 @@ functions below and is tested without vllm.
 - Grammars: vLLM takes no GBNF here; give ``regex_for_grammar={gbnf_text: regex}`` and a
   request whose grammar has an entry is constrained by that regex (vLLM structured
   outputs, or the older guided decoding). Other grammars are ignored (one warning).
+- `probe`: vLLM gives no full next-token distribution, only the top logprobs of a generated
+  token, so a probe is one greedy 1-token call on prompt + continuation with ``logprobs=20``
+  (prefix caching makes it cheap); candidates outside the top 20 count as 0, so `mass` is a
+  lower bound, and a probe with no candidate in the top 20 is an error. Candidate ids are
+  resolved as they follow the continuation (`hf.prompts.candidate_token_ids`).
 - `rating_probs`: requests are sampled with ``logprobs=20``; when the answer's last rating
-  header is followed by a token, the digits' top-20 logprobs at that position give P(1..5).
-  Otherwise (no header, or the answer ends at it) one extra 1-token call on prompt +
-  answer head + the rating header reads them (prefix caching makes it cheap). Digits
-  outside the top 20 count as 0.
+  header is followed by a token, the digits' top-20 logprobs at that position give P(1..5)
+  (no extra call). Otherwise (no header, or the answer ends at it) the probe
+  `prompts.rating.rating_probe` reads them.
 """
 
 from __future__ import annotations
@@ -31,8 +35,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from .base import Generation, GenerationRequest, OnResult
-from .hf import RATING_HEADER, join_messages, rating_continuation, rating_digit_ids, weights_identity
+from ..prompts.rating import rating_probe
+from .base import Generation, GenerationRequest, OnProbe, OnResult, Probe, ProbeRequest
+from .hf import RATING_HEADER, candidate_token_ids, join_messages, rating_digit_ids, weights_identity
 
 log = logging.getLogger(__name__)
 
@@ -133,15 +138,14 @@ def header_position(token_ids: Sequence[int], decode: Callable[[list[int]], str]
     return lo
 
 
-def rating_from_logprobs(token_ids: Sequence[int], top_logprobs: Sequence[dict[int, float]],
+def rating_from_logprobs(token_ids: Sequence[int], top_logprobs: Sequence[dict[int, float] | None],
                          digit_ids: Sequence[int], decode: Callable[[list[int]], str]
                          ) -> tuple[tuple[float, ...], float] | None:
     """P(1..5) read at the token after the answer's last rating header, from the per-token
     top logprobs that came with the sampled tokens; None when that position is not there."""
     t = header_position(token_ids, decode)
-    if t is None or t >= len(top_logprobs) or top_logprobs[t] is None:
-        return None
-    return digit_distribution(top_logprobs[t], digit_ids)
+    top = top_logprobs[t] if t is not None and t < len(top_logprobs) else None
+    return digit_distribution(top, digit_ids) if top is not None else None
 
 
 # ---- the engine ---------------------------------------------------------------------------
@@ -174,7 +178,7 @@ class VLLMBackend:
         self._digit_ids = rating_digit_ids(lambda s: self.tokenizer.encode(s, add_special_tokens=False))
         self._warned_grammar = False
 
-    def prompt_tokens(self, request: GenerationRequest) -> list[int]:
+    def prompt_tokens(self, request: GenerationRequest | ProbeRequest) -> list[int]:
         tok = self.tokenizer
         if request.prompt_text is not None or not getattr(tok, "chat_template", None):
             return list(tok.encode(join_messages(request), add_special_tokens=True))
@@ -231,7 +235,7 @@ class VLLMBackend:
         needs_readout: list[int] = []
         for i in prompts:
             out = per_request[i]
-            if isinstance(out, Exception):
+            if out is None or isinstance(out, Exception):
                 results[i] = Generation(text=None, prompt_tokens=len(prompts[i]), error=f"{type(out).__name__}: {out}")
                 continue
             probs = None
@@ -245,11 +249,12 @@ class VLLMBackend:
                 latency_s=elapsed, finish_reason=out.finish_reason,
                 rating_probs=probs[0] if probs else None, digit_mass=probs[1] if probs else None)
         if needs_readout:
-            self._read_ratings(needs_readout, prompts, results)
+            self._read_ratings(requests, needs_readout, prompts, results)
+        final = [g if g is not None else Generation(text=None, error="not run") for g in results]
         if on_result:
-            for i, g in enumerate(results):
-                on_result(i, g)  # type: ignore[arg-type]
-        return results  # type: ignore[return-value]
+            for i, generation in enumerate(final):
+                on_result(i, generation)
+        return final
 
     def _run(self, requests: Sequence[GenerationRequest], prompts: dict[int, list[int]],
              groups: Sequence[SampleGroup]) -> list[list[Any]]:
@@ -260,25 +265,74 @@ class VLLMBackend:
             [self._sampling_params(requests[g.first], g.n, g.seed) for g in groups], use_tqdm=False)
         return [list(o.outputs) for o in outs]
 
-    def _read_ratings(self, indices: list[int], prompts: dict[int, list[int]], results: list[Generation | None]) -> None:
-        """One 1-token call per answer on prompt + answer head + rating header (see the module doc)."""
+    def _read_ratings(self, requests: Sequence[GenerationRequest], indices: list[int], prompts: dict[int, list[int]],
+                      results: list[Generation | None]) -> None:
+        """The rating probe (`prompts.rating.rating_probe`) of each answer at `indices`, in one vLLM call."""
         from dataclasses import replace
 
-        inputs = []
-        for i in indices:
-            tail = self.tokenizer.encode(rating_continuation(results[i].text or ""), add_special_tokens=False)
-            inputs.append({"prompt_token_ids": prompts[i] + tail})
+        answers = {i: g for i in indices if (g := results[i]) is not None}
+        rated = self._probe_many([rating_probe(requests[i], g.text or "") for i, g in answers.items()],
+                                 [prompts[i] for i in answers])
+        errors = [p.error for p in rated if p.error]
+        for (i, g), p in zip(answers.items(), rated):
+            if p.ok:
+                results[i] = replace(g, rating_probs=p.probs, digit_mass=p.mass)
+        if errors:  # the answer is kept; only its read-out is missing
+            log.warning("vllm backend: %d rating read-out(s) failed, e.g. %s", len(errors), errors[0])
+
+    # ---- probes -------------------------------------------------------------------
+    def probe(self, requests: Sequence[ProbeRequest], on_result: OnProbe | None = None) -> list[Probe]:
+        """Greedy 1-token calls on prompt + continuation, all in one vLLM call (see the module doc)."""
+        results = self._probe_many(requests)
+        if on_result:
+            for i, p in enumerate(results):
+                on_result(i, p)
+        return results
+
+    def _probe_many(self, requests: Sequence[ProbeRequest], prompts: Sequence[list[int]] | None = None
+                    ) -> list[Probe]:
+        started = time.perf_counter()
+        results: list[Probe] = [Probe(probs=None, error="not run")] * len(requests)
+        inputs: dict[int, tuple[list[int], list[int]]] = {}  # index -> (prompt + continuation tokens, candidate ids)
+
+        def encode(text: str) -> list[int]:
+            return list(self.tokenizer.encode(text, add_special_tokens=False))
+
+        for i, r in enumerate(requests):
+            try:
+                tail = encode(r.continuation)
+                try:
+                    ids = candidate_token_ids(encode, r.continuation, r.candidates, base=tail)
+                except ValueError as e:
+                    raise ValueError(f"{self.model_id}: {e}") from None
+                full = (self.prompt_tokens(r) if prompts is None else prompts[i]) + tail
+                if len(full) + 1 > self.context_length:
+                    raise ValueError(f"prompt + continuation of {len(full)} tokens leaves no room in the context "
+                                     f"of {self.context_length}")
+                inputs[i] = (full, ids)
+            except Exception as e:  # recorded, not raised
+                results[i] = Probe(probs=None, error=f"{type(e).__name__}: {e}")
+        if not inputs:
+            return results
         params = self._vllm.SamplingParams(max_tokens=1, temperature=0.0, logprobs=TOP_LOGPROBS)
         try:
-            outs = self.llm.generate(inputs, params, use_tqdm=False)
+            outs = self.llm.generate([{"prompt_token_ids": full} for full, _ in inputs.values()], params,
+                                     use_tqdm=False)
         except Exception as e:
-            log.warning("vllm backend: rating read-out failed: %s", e)
-            return
-        for i, o in zip(indices, outs):
+            for i in inputs:
+                results[i] = Probe(probs=None, error=f"{type(e).__name__}: {e}")
+            return results
+        elapsed = (time.perf_counter() - started) / len(inputs)
+        for (i, (full, ids)), o in zip(inputs.items(), outs):
             lp = o.outputs[0].logprobs
-            probs = digit_distribution({k: v.logprob for k, v in lp[0].items()}, self._digit_ids) if lp else None
-            if probs:
-                results[i] = replace(results[i], rating_probs=probs[0], digit_mass=probs[1])  # type: ignore[arg-type]
+            dist = digit_distribution({k: v.logprob for k, v in lp[0].items()}, ids) if lp else None
+            if dist is None:
+                results[i] = Probe(probs=None, prompt_tokens=len(full), latency_s=elapsed, error=(
+                    f"{self.model_id}: none of the candidates {requests[i].candidates} is among the top "
+                    f"{TOP_LOGPROBS} next tokens (vLLM gives no more)"))
+            else:
+                results[i] = Probe(probs=dist[0], mass=dist[1], prompt_tokens=len(full), latency_s=elapsed)
+        return results
 
     def close(self) -> None:
         self.llm = None

@@ -16,10 +16,12 @@ Behaviour to know:
   sample does not depend on what else was in its batch (transformers' `generate` takes no per-row
   generator).
 - Stop strings end a sequence early and the text is cut at the first one.
-- `rating_probs`: one extra forward pass over prompt + answer cut at its last rating
-  header (header appended when absent) + the rating header; P(1..5) from the
-  next-token distribution, digit ids resolved with the tokenizer. For seq2seq models the
-  answer head + header is the decoder input.
+- `probe`: one forward pass over prompt + continuation per `batch_size` probes (right
+  padding; each row read at its own last token); the candidates' share of the next-token
+  softmax, candidate ids resolved with the tokenizer as they follow the continuation. For
+  seq2seq models the continuation is the decoder input.
+- `rating_probs`: the probe `prompts.rating.rating_probe` (prompt + answer cut at its last
+  rating header, header appended when absent; candidates "1".."5"), one forward pass per answer.
 - Grammars: transformers has no GBNF support, so `request.grammar` is ignored here (one
   warning per backend); the output is unconstrained and parsed leniently downstream.
 - `model_id`: ``hf/<name>[:<gguf file>]@sha256:<16 hex>`` for a local directory (hash of the
@@ -51,6 +53,7 @@ from .checkpoints import (
 from .prompts import (
                           DIGITS,
                           RATING_HEADER,
+                          candidate_token_ids,
                           cut_at_stop,
                           join_messages,
                           prompt_token_ids,
@@ -58,6 +61,6 @@ from .prompts import (
                           rating_digit_ids,
 )
 
-__all__ = ["DIGITS", "HFBackend", "RATING_HEADER", "WEIGHT_SUFFIXES", "cut_at_stop", "export_plain", "hf_checkpoint",
-           "hf_home", "join_messages", "prompt_token_ids", "rating_continuation", "rating_digit_ids",
-           "resolve_model_name", "split_adapter", "weights_identity"]
+__all__ = ["DIGITS", "HFBackend", "RATING_HEADER", "WEIGHT_SUFFIXES", "candidate_token_ids", "cut_at_stop",
+           "export_plain", "hf_checkpoint", "hf_home", "join_messages", "prompt_token_ids", "rating_continuation",
+           "rating_digit_ids", "resolve_model_name", "split_adapter", "weights_identity"]

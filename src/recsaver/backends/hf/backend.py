@@ -1,4 +1,4 @@
-"""`HFBackend`: batched generation and the rating read-out with a transformers model."""
+"""`HFBackend`: batched generation and probes (the rating read-out) with a transformers model."""
 
 from __future__ import annotations
 
@@ -10,9 +10,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..base import Generation, GenerationRequest, OnResult, SamplingParams
+from ...prompts.rating import rating_probe
+from ..base import Generation, GenerationRequest, OnProbe, OnResult, Probe, ProbeRequest, SamplingParams
 from .checkpoints import export_plain, load_pretrained, resolve_model_name, split_adapter
-from .prompts import _stop_criteria, cut_at_stop, prompt_token_ids, rating_continuation, rating_digit_ids
+from .prompts import _stop_criteria, candidate_token_ids, cut_at_stop, prompt_token_ids, rating_digit_ids
+
+# A probe's inputs: prompt tokens (the encoder's, for seq2seq), continuation tokens, candidate token ids.
+_ProbeInputs = tuple[list[int], list[int], list[int]]
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +83,7 @@ class HFBackend:
         return ids
 
     # ---- prompt rendering -------------------------------------------------
-    def prompt_tokens(self, request: GenerationRequest) -> list[int]:
+    def prompt_tokens(self, request: GenerationRequest | ProbeRequest) -> list[int]:
         """The exact tokens the model (the encoder, for seq2seq) sees."""
         return prompt_token_ids(self.tokenizer, request)
 
@@ -182,7 +186,10 @@ class HFBackend:
             probs, mass = None, None
             if req.rating_probs:
                 try:
-                    probs, mass = self.rating_distribution(prompt, text)
+                    rated = self._probe_batch([self._probe_inputs(rating_probe(req, text), prompt)])[0]
+                    if rated.error is not None:
+                        raise RuntimeError(rated.error)
+                    probs, mass = rated.probs, rated.mass
                 except Exception as e:  # keep the answer; only its read-out is missing
                     log.warning("hf backend: rating read-out failed: %s: %s", type(e).__name__, e)
             results.append(Generation(
@@ -207,25 +214,109 @@ class HFBackend:
         )
         return {"generation_config": cfg}
 
-    # ---- rating read-out ----------------------------------------------------
-    def rating_distribution(self, prompt_tokens: list[int], completion: str) -> tuple[tuple[float, ...], float]:
-        """P(1..5): evaluate prompt + answer up to and including the rating header, read the next-token logits."""
+    # ---- probes (the rating read-out) -------------------------------------------
+    def probe(self, requests: Sequence[ProbeRequest], on_result: OnProbe | None = None) -> list[Probe]:
+        """One forward pass per `batch_size` probes (longest first, right padding: the causal model reads
+        each row at its own last token, so padding changes nothing it attends to)."""
+        results: list[Probe | None] = [None] * len(requests)
+
+        def done(i: int, p: Probe) -> None:
+            results[i] = p
+            if on_result:
+                on_result(i, p)
+
+        prepared: dict[int, _ProbeInputs] = {}
+        for i, r in enumerate(requests):
+            try:
+                prepared[i] = self._probe_inputs(r)
+            except Exception as e:  # recorded, not raised
+                done(i, Probe(probs=None, error=f"{type(e).__name__}: {e}"))
+        order = sorted(prepared, key=lambda i: (-(len(prepared[i][0]) + len(prepared[i][1])), i))
+        for k in range(0, len(order), self.batch_size):
+            batch = order[k:k + self.batch_size]
+            try:
+                outs = self._probe_batch([prepared[i] for i in batch])
+            except Exception as e:
+                if len(batch) == 1:
+                    outs = [Probe(probs=None, error=f"{type(e).__name__}: {e}")]
+                else:  # one by one, so a failure is charged to the request that caused it
+                    outs = [self._probe_safe(prepared[i]) for i in batch]
+            for i, p in zip(batch, outs):
+                done(i, p)
+        return [p if p is not None else Probe(probs=None, error="not run") for p in results]
+
+    def _probe_inputs(self, request: ProbeRequest, prompt_tokens: list[int] | None = None) -> _ProbeInputs:
+        """Prompt tokens, continuation tokens and candidate ids; raises when a candidate is not one token.
+
+        No context check: the rating read-out never had one (a model with rotary positions reads a few
+        tokens past its nominal length), and the forward pass fails on its own where it cannot."""
+        def encode(text: str) -> list[int]:
+            return list(self.tokenizer.encode(text, add_special_tokens=False))
+
+        prompt = self.prompt_tokens(request) if prompt_tokens is None else prompt_tokens
+        tail = encode(request.continuation)
+        try:
+            ids = candidate_token_ids(encode, request.continuation, request.candidates, base=tail)
+        except ValueError as e:
+            raise ValueError(f"{self.model_id}: {e}") from None
+        return prompt, tail, ids
+
+    def _probe_safe(self, inputs: _ProbeInputs) -> Probe:
+        try:
+            return self._probe_batch([inputs])[0]
+        except Exception as e:
+            return Probe(probs=None, error=f"{type(e).__name__}: {e}")
+
+    def _probe_batch(self, items: Sequence[_ProbeInputs]) -> list[Probe]:
+        """One forward pass over prompt + continuation of each item (right padded); the candidates'
+        share of each row's next-token softmax (float64) at its last token."""
         torch = self._torch
-        tail = self.tokenizer.encode(rating_continuation(completion), add_special_tokens=False)
+        started = time.perf_counter()
+
+        def padded(rows: list[list[int]]) -> tuple[Any, Any]:
+            width = max(len(r) for r in rows)
+            ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+            mask = torch.zeros((len(rows), width), dtype=torch.long)
+            for row, t in enumerate(rows):
+                ids[row, : len(t)] = torch.tensor(t, dtype=torch.long)
+                mask[row, : len(t)] = 1
+            return ids.to(self.device), mask.to(self.device)
+
         with torch.inference_mode():
             if self.is_seq2seq:
-                enc = torch.tensor([prompt_tokens], device=self.device)
-                dec = torch.tensor([[self.decoder_start_id] + tail], device=self.device)
-                logits = self.model(input_ids=enc, attention_mask=torch.ones_like(enc), decoder_input_ids=dec).logits
+                enc, enc_mask = padded([prompt for prompt, _, _ in items])
+                decoder_rows = [[self.decoder_start_id] + tail for _, tail, _ in items]
+                dec, dec_mask = padded(decoder_rows)
+                logits = self.model(input_ids=enc, attention_mask=enc_mask, decoder_input_ids=dec,
+                                    decoder_attention_mask=dec_mask if len(items) > 1 else None).logits
+                lengths = [len(r) for r in decoder_rows]
             else:
-                full = torch.tensor([prompt_tokens + tail], device=self.device)
-                logits = self.model(input_ids=full, attention_mask=torch.ones_like(full)).logits
-        p_all = torch.softmax(logits[0, -1].double(), dim=-1)
-        digits = p_all[self._digit_ids].cpu()
-        mass = float(digits.sum())
-        if not mass > 0 or math.isnan(mass):
-            raise RuntimeError("no probability mass on the rating digits")
-        return tuple(float(x) for x in digits / mass), mass
+                rows = [prompt + tail for prompt, tail, _ in items]
+                full, mask = padded(rows)
+                logits = self.model(input_ids=full, attention_mask=mask).logits
+                lengths = [len(r) for r in rows]
+        elapsed = (time.perf_counter() - started) / len(items)  # a batch's time is shared
+        out = []
+        for row, ((prompt, tail, ids), n) in enumerate(zip(items, lengths)):
+            p_all = torch.softmax(logits[row, n - 1].double(), dim=-1)
+            chosen = p_all[ids].cpu()
+            mass = float(chosen.sum())
+            tokens = len(prompt) + len(tail)
+            if not mass > 0 or math.isnan(mass):
+                out.append(Probe(probs=None, error=f"{self.model_id}: no probability mass on the candidates",
+                                 prompt_tokens=tokens, latency_s=elapsed))
+                continue
+            out.append(Probe(probs=tuple(float(x) for x in chosen / mass), mass=mass, prompt_tokens=tokens,
+                             latency_s=elapsed))
+        return out
+
+    def rating_distribution(self, prompt_tokens: list[int], completion: str) -> tuple[tuple[float, ...], float]:
+        """P(1..5) after `prompt_tokens` and `completion` (the probe `prompts.rating.rating_probe`)."""
+        request = rating_probe(GenerationRequest(messages=()), completion)
+        p = self._probe_batch([self._probe_inputs(request, prompt_tokens)])[0]
+        if p.probs is None or p.mass is None:
+            raise RuntimeError(p.error or "no probability mass on the candidates")
+        return p.probs, p.mass
 
     # ---- export / close ---------------------------------------------------
     def save_pretrained(self, out_dir: str | Path) -> Path:

@@ -65,10 +65,11 @@ def _fast_gguf_loading() -> Iterator[None]:
     are restored afterwards; if gguf's layout differs, nothing is patched.
     """
     try:
-        import gguf
+        import gguf as gguf_module
     except Exception:
         yield
         return
+    gguf: Any = gguf_module  # patched below: typed loosely, its attributes are replaced for a while
     orig_reader = getattr(gguf, "GGUFReader", None)
     orig_map = getattr(gguf, "get_tensor_name_map", None)
     if orig_reader is None or orig_map is None:

@@ -1,4 +1,4 @@
-"""Prompt text and tokens, stop strings and the rating header; all but `_stop_criteria` are
+"""Prompt tokens, stop strings and probe candidates' token ids; all but `_stop_criteria` are
 shared with the vLLM backend and need no torch."""
 
 from __future__ import annotations
@@ -8,31 +8,40 @@ from typing import Any
 
 # The header, digits and continuation are prompts' (re-exported here for the vLLM backend and the tests).
 from ...prompts.rating import DIGITS, RATING_HEADER, rating_continuation  # noqa: F401
-from ..base import GenerationRequest
+from ..base import GenerationRequest, ProbeRequest
 
 
-def rating_digit_ids(encode: Callable[[str], list[int]]) -> list[int]:
-    """Token ids of "1".."5" as they follow the rating header, resolved with the tokenizer.
+def candidate_token_ids(encode: Callable[[str], list[int]], context: str, candidates: Sequence[str],
+                        base: list[int] | None = None) -> list[int]:
+    """Token ids of `candidates` as they follow `context`, resolved with the tokenizer.
 
-    `encode(text)` tokenizes without special tokens. The id is the one token that the digit
-    adds after the rating header; where the tokenizer merges across that boundary the
-    digit tokenized alone is used, and it must be a single token.
+    `encode(text)` tokenizes without special tokens (`base` is `encode(context)` where the caller
+    has it). The id is the one token that the candidate adds after the context; where the tokenizer
+    merges across that boundary the candidate tokenized alone is used, and it must be a single
+    token (else a ValueError naming it).
     """
-    base = encode(RATING_HEADER)
+    if base is None:
+        base = encode(context)
     ids = []
-    for d in DIGITS:
-        with_digit = encode(RATING_HEADER + d)
-        if len(with_digit) == len(base) + 1 and with_digit[: len(base)] == base:
-            ids.append(with_digit[-1])
+    for c in candidates:
+        with_c = encode(context + c)
+        if len(with_c) == len(base) + 1 and with_c[: len(base)] == base:
+            ids.append(with_c[-1])
             continue
-        alone = encode(d)
+        alone = encode(c)
         if len(alone) != 1:
-            raise RuntimeError(f"rating digit {d!r} is {len(alone)} tokens, expected 1")
+            raise ValueError(f"probe candidate {c!r} is {len(alone)} tokens {alone}, a candidate must be exactly "
+                             "one token")
         ids.append(alone[0])
     return ids
 
 
-def join_messages(request: GenerationRequest) -> str:
+def rating_digit_ids(encode: Callable[[str], list[int]]) -> list[int]:
+    """Token ids of "1".."5" as they follow the rating header (`candidate_token_ids`)."""
+    return candidate_token_ids(encode, RATING_HEADER, DIGITS)
+
+
+def join_messages(request: GenerationRequest | ProbeRequest) -> str:
     """Plain-text prompt: `prompt_text`, or the messages joined by blank lines (as llama.cpp)."""
     if request.prompt_text is not None:
         return request.prompt_text
@@ -45,7 +54,7 @@ def cut_at_stop(text: str, stops: Sequence[str]) -> tuple[str, bool]:
     return (text[:first], True) if first >= 0 else (text, False)
 
 
-def prompt_token_ids(tokenizer: Any, request: GenerationRequest) -> list[int]:
+def prompt_token_ids(tokenizer: Any, request: GenerationRequest | ProbeRequest) -> list[int]:
     """The exact prompt tokens the model (the encoder, for seq2seq) sees: the chat template with
     a generation prompt, or the plain text (`join_messages`) where there is no template.
 

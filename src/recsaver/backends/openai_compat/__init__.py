@@ -50,10 +50,22 @@ appended after the fact, so when the answer has no header (or the digit's
 alternatives are not among the top 20) `rating_probs` stays None. A server
 that refuses logprobs answers 400, and the request fails loudly.
 
+`probe` (`ProbeRequest`): one greedy token with ``max_tokens: 1`` and the top 20 logprobs
+after prompt + continuation; the candidates' exponentiated logprobs (matched as
+`rating_from_logprobs` matches digits) are the mass and, normalized, the probs; a candidate
+outside the top 20 counts 0. A completion-style request (`prompt_text`, no messages) sends
+prompt_text + continuation to /completions, which every server takes. A chat request must have
+the server continue an assistant message holding the continuation, which the OpenAI API cannot
+ask in a standard way: `chat_probe="continue_final_message"` sends vLLM's
+``continue_final_message``/``add_generation_prompt`` flags, ``"prefill"`` relies on a server that
+continues a trailing assistant message (llama.cpp server); with the default None a chat probe is
+a `Probe` error saying so (llama-cpp-python's server would silently start a new assistant turn).
+A server that returns no logprobs gives a `Probe` error too.
+
 The package: `backend` (`OpenAIBackend`: construction, the `generate` fan-out), `servers`
 (the server list: probe, choice, down marks), `bodies` (request bodies, constraints),
 `retries` (one HTTP attempt and the retry loop), `tokens` (`count_tokens`), `logprobs`
-(`rating_probs` from top logprobs).
+(`rating_probs` and probes from top logprobs), `state` (the attributes the mixins share).
 """
 
 from __future__ import annotations

@@ -1,28 +1,39 @@
-"""`OpenAIBackend`: construction and the `generate` fan-out; its other methods come from the mixins."""
+"""`OpenAIBackend`: construction and the `generate` / `probe` fan-out; its other methods come from the mixins."""
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
-from ..base import Generation, GenerationRequest, OnResult
-from .bodies import RequestBodies
-from .logprobs import _chat_logprob_tokens, _completion_logprob_tokens, rating_from_logprobs
+from ..base import Generation, GenerationRequest, OnProbe, OnResult, Probe, ProbeRequest
+from .bodies import CHAT_PROBE_STYLES, RequestBodies
+from .logprobs import (
+    TOP_LOGPROBS,
+    _chat_logprob_tokens,
+    _completion_logprob_tokens,
+    candidate_distribution,
+    rating_from_logprobs,
+)
 from .retries import Retries
-from .servers import ServerChoice, _normalize_url, _root_of, _Server
+from .servers import _normalize_url, _root_of, _Server
 from .tokens import TokenCount
+
+log = logging.getLogger(__package__)  # the package's logger, the same name as before the split
 
 BALANCES = ("round-robin", "least-busy")
 CONSTRAINT_STYLES = ("gbnf", "vllm-regex", "json-schema", None)
+R = TypeVar("R")
 
 
-class OpenAIBackend(ServerChoice, RequestBodies, Retries, TokenCount):
+class OpenAIBackend(RequestBodies, Retries, TokenCount):
     """Backend over one or more OpenAI-compatible servers (see the package docstring).
 
     `model_id` is ``openai/<model>``, plus ``@<served id>`` when GET /v1/models
@@ -51,6 +62,7 @@ class OpenAIBackend(ServerChoice, RequestBodies, Retries, TokenCount):
         constraint_style: str | None = "gbnf",
         down_cooldown: float = 30.0,
         model_id: str | None = None,
+        chat_probe: str | None = None,
     ):
         if isinstance(base_urls, str):
             base_urls = [base_urls]
@@ -61,6 +73,8 @@ class OpenAIBackend(ServerChoice, RequestBodies, Retries, TokenCount):
             raise ValueError(f"balance must be one of {BALANCES}, got {balance!r}")
         if constraint_style not in CONSTRAINT_STYLES:
             raise ValueError(f"constraint_style must be one of {CONSTRAINT_STYLES}, got {constraint_style!r}")
+        if chat_probe not in CHAT_PROBE_STYLES:
+            raise ValueError(f"chat_probe must be one of {CHAT_PROBE_STYLES}, got {chat_probe!r}")
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         if max_retries < 0:
@@ -73,6 +87,7 @@ class OpenAIBackend(ServerChoice, RequestBodies, Retries, TokenCount):
         self.backoff_max = float(backoff_max)
         self.balance = balance
         self.constraint_style = constraint_style
+        self.chat_probe = chat_probe
         self.down_cooldown = float(down_cooldown)
         self.concurrency = int(concurrency)
 
@@ -130,28 +145,89 @@ class OpenAIBackend(ServerChoice, RequestBodies, Retries, TokenCount):
             digit_mass=mass,
         )
 
-    # ---- Backend protocol ------------------------------------------------------
-    def generate(self, requests: Sequence[GenerationRequest], on_result: OnResult | None = None) -> list[Generation]:
-        """One Generation per request, in order. At most `concurrency` calls are in flight (shared by all
-        callers of this backend). `on_result` runs in the calling thread as each request finishes; if it
-        raises (or the caller is interrupted), the requests not yet sent are cancelled and the error propagates."""
-        results: list[Generation | None] = [None] * len(requests)
+    def _probe_result(self, request: ProbeRequest, path: str, data: dict[str, Any], latency: float) -> Probe:
+        choice = data["choices"][0]
+        usage = data.get("usage") or {}
+        tokens = (_completion_logprob_tokens(choice.get("logprobs")) if path == "/completions"
+                  else _chat_logprob_tokens(choice.get("logprobs")))
+        prompt_tokens = int(usage.get("prompt_tokens") or 0)
+        if not tokens or not tokens[0][1]:
+            return Probe(probs=None, prompt_tokens=prompt_tokens, latency_s=latency, error=(
+                f"{self.model_id}: the server returned no top logprobs for the next token, so the probe "
+                "cannot be read (it does not support logprobs)"))
+        found = candidate_distribution(tokens[0][1], request.candidates)
+        if found is None:
+            return Probe(probs=None, prompt_tokens=prompt_tokens, latency_s=latency, error=(
+                f"{self.model_id}: none of the candidates {request.candidates} is among the top "
+                f"{TOP_LOGPROBS} next tokens the server returned"))
+        return Probe(probs=found[0], mass=found[1], prompt_tokens=prompt_tokens, latency_s=latency)
+
+    # ---- one request ------------------------------------------------------------------
+    def _run(self, request: GenerationRequest, cancel: threading.Event) -> Generation:
+        started = time.perf_counter()
+        try:
+            path, body = self._body(request)
+        except ValueError as e:
+            return Generation(text=None, error=f"not sent: {e}")
+        out = self._exchange(path, body, cancel)
+        if isinstance(out, str):
+            return Generation(text=None, error=out, latency_s=time.perf_counter() - started)
+        return self._generation(request, path, out, time.perf_counter() - started)
+
+    def _run_safe(self, request: GenerationRequest, cancel: threading.Event) -> Generation:
+        try:
+            return self._run(request, cancel)
+        except Exception as e:  # recorded, not raised: one bad call must not end a run
+            log.exception("unexpected error in an OpenAI-compatible request")
+            return Generation(text=None, error=f"{type(e).__name__}: {e}")
+
+    def _run_probe(self, request: ProbeRequest, cancel: threading.Event) -> Probe:
+        started = time.perf_counter()
+        try:
+            path, body = self._probe_body(request)
+        except ValueError as e:
+            return Probe(probs=None, error=f"not sent: {e}")
+        try:
+            out = self._exchange(path, body, cancel)
+            if isinstance(out, str):
+                return Probe(probs=None, error=out, latency_s=time.perf_counter() - started)
+            return self._probe_result(request, path, out, time.perf_counter() - started)
+        except Exception as e:  # recorded, not raised
+            log.exception("unexpected error in an OpenAI-compatible probe")
+            return Probe(probs=None, error=f"{type(e).__name__}: {e}", latency_s=time.perf_counter() - started)
+
+    def _fan_out(self, run: Callable[[Any, threading.Event], R], requests: Sequence[Any],
+                 on_result: Callable[[int, R], None] | None) -> list[R]:
+        """`run` each request on the pool; results in order, `on_result` in the calling thread as each finishes."""
+        results: dict[int, R] = {}
         if not requests:
             return []
         cancel = threading.Event()
-        futures = {self._pool.submit(self._run_safe, r, cancel): i for i, r in enumerate(requests)}
+        futures = {self._pool.submit(run, r, cancel): i for i, r in enumerate(requests)}
         try:
             for fut in as_completed(futures):
                 i = futures[fut]
                 results[i] = fut.result()
                 if on_result is not None:
-                    on_result(i, results[i])  # type: ignore[arg-type]
+                    on_result(i, results[i])
         except BaseException:
             cancel.set()
             for fut in futures:
                 fut.cancel()
             raise
-        return results  # type: ignore[return-value]
+        return [results[i] for i in range(len(requests))]
+
+    # ---- Backend protocol ------------------------------------------------------
+    def generate(self, requests: Sequence[GenerationRequest], on_result: OnResult | None = None) -> list[Generation]:
+        """One Generation per request, in order. At most `concurrency` calls are in flight (shared by all
+        callers of this backend). `on_result` runs in the calling thread as each request finishes; if it
+        raises (or the caller is interrupted), the requests not yet sent are cancelled and the error propagates."""
+        return self._fan_out(self._run_safe, requests, on_result)
+
+    def probe(self, requests: Sequence[ProbeRequest], on_result: OnProbe | None = None) -> list[Probe]:
+        """One Probe per request, in order, fanned out like `generate`: one greedy token with its top
+        logprobs after prompt + continuation (see `_probe_body` for chat requests)."""
+        return self._fan_out(self._run_probe, requests, on_result)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)

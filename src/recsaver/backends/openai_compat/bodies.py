@@ -1,4 +1,4 @@
-"""Request bodies of an `OpenAIBackend`: sampling parameters, prompt or messages, constraints."""
+"""Request bodies of an `OpenAIBackend`: sampling parameters, prompt or messages, constraints, probes."""
 
 from __future__ import annotations
 
@@ -7,13 +7,16 @@ from typing import Any
 
 import orjson
 
-from ..base import GenerationRequest
+from ..base import GenerationRequest, ProbeRequest
 from .logprobs import TOP_LOGPROBS
+from .state import BackendState
 
 log = logging.getLogger(__package__)  # the package's logger, the same name as before the split
 
+CHAT_PROBE_STYLES = ("continue_final_message", "prefill", None)
 
-class RequestBodies:
+
+class RequestBodies(BackendState):
     """`OpenAIBackend` methods that turn a `GenerationRequest` into (path, JSON body)."""
 
     # ---- request bodies ------------------------------------------------------
@@ -46,6 +49,33 @@ class RequestBodies:
         if request.grammar:
             self._add_constraint(body, request.grammar)
         return path, body
+
+    def _probe_body(self, request: ProbeRequest) -> tuple[str, dict[str, Any]]:
+        """One greedy token after prompt + continuation, with the top logprobs of that token.
+
+        A completion-style request (prompt_text, no messages) sends prompt_text + continuation to
+        /completions. A chat request needs the server to continue the assistant message that holds the
+        continuation, which the OpenAI API has no standard way to ask (`chat_probe` says how); without
+        one it raises ValueError (recorded as the probe's error).
+        """
+        body: dict[str, Any] = {"model": self.model, "temperature": 0.0, "max_tokens": 1, "n": 1, "stream": False}
+        if request.prompt_text is not None and not request.messages:
+            body["prompt"] = request.prompt_text + request.continuation
+            body["logprobs"] = TOP_LOGPROBS
+            return "/completions", body
+        if self.chat_probe is None:
+            raise ValueError(
+                f"{self.model_id}: a chat probe needs the server to continue an assistant message, and the "
+                "OpenAI API has no standard way to ask; set chat_probe='continue_final_message' (vLLM) or "
+                "'prefill' (llama.cpp server, which continues a trailing assistant message), or probe a "
+                "completion-style request (prompt_text, no messages)")
+        body["messages"] = request.message_dicts() + [{"role": "assistant", "content": request.continuation}]
+        if self.chat_probe == "continue_final_message":
+            body["continue_final_message"] = True
+            body["add_generation_prompt"] = False
+        body["logprobs"] = True
+        body["top_logprobs"] = TOP_LOGPROBS
+        return "/chat/completions", body
 
     def _add_constraint(self, body: dict[str, Any], grammar: str) -> None:
         style = self.constraint_style

@@ -1,4 +1,4 @@
-"""P(1..5) from the top logprobs of the generated tokens: `rating_probs` over HTTP."""
+"""Candidate probabilities from the top logprobs a server returns: `rating_probs` and probes over HTTP."""
 
 from __future__ import annotations
 
@@ -36,16 +36,31 @@ def rating_from_logprobs(tokens: Sequence[tuple[str, Sequence[tuple[str, float]]
             continue  # the newline after the header
         if start < end:
             return None, None
-        mass = dict.fromkeys(DIGITS, 0.0)
-        for alt, logprob in alternatives:
-            digit = (alt or "").strip()
-            if digit in mass and logprob is not None and math.isfinite(logprob):
-                mass[digit] += math.exp(logprob)
-        total = sum(mass.values())
-        if total <= 0.0:
-            return None, None
-        return tuple(mass[d] / total for d in DIGITS), total
+        found = candidate_distribution(alternatives, DIGITS)
+        return found if found is not None else (None, None)
     return None, None
+
+
+def candidate_distribution(alternatives: Sequence[tuple[str, float | None]], candidates: Sequence[str]
+                           ) -> tuple[tuple[float, ...], float] | None:
+    """(probs normalized over `candidates`, their total mass) from one position's top logprobs.
+
+    An alternative counts for the candidate it equals, or else for the candidate it equals once
+    whitespace is stripped (servers report " 3" or "3" alike); alternatives outside the top list
+    count 0, so the mass is a lower bound. None when no candidate is among them.
+    """
+    mass = [0.0] * len(candidates)
+    exact = {c: k for k, c in reversed(list(enumerate(candidates)))}
+    stripped = {c.strip(): k for k, c in reversed(list(enumerate(candidates)))}
+    for alt, logprob in alternatives:
+        text = alt or ""
+        k = exact.get(text, stripped.get(text.strip()))
+        if k is not None and logprob is not None and math.isfinite(logprob):
+            mass[k] += math.exp(logprob)
+    total = sum(mass)
+    if total <= 0.0:
+        return None
+    return tuple(m / total for m in mass), total
 
 
 def _chat_logprob_tokens(logprobs: Any) -> list[tuple[str, list[tuple[str, float]]]]:

@@ -12,8 +12,7 @@ from typing import Any
 import httpx
 import orjson
 
-from ..base import Generation, GenerationRequest
-from .servers import _Server
+from .servers import ServerChoice, _Server
 
 log = logging.getLogger(__package__)  # the package's logger, the same name as before the split
 
@@ -57,7 +56,7 @@ def _snippet(text: str, limit: int = 300) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
-class Retries:
+class Retries(ServerChoice):
     """`OpenAIBackend` methods that send one request: attempts, delays, retries, fail-over."""
 
     # ---- one HTTP attempt ------------------------------------------------------
@@ -99,18 +98,14 @@ class Retries:
         return self._rng.uniform(0.0, min(self.backoff_max, self.backoff_base * (2.0 ** retry)))  # full jitter
 
     # ---- one request, with retries ------------------------------------------------
-    def _run(self, request: GenerationRequest, cancel: threading.Event) -> Generation:
-        started = time.perf_counter()
-        try:
-            path, body = self._body(request)
-        except ValueError as e:
-            return Generation(text=None, error=f"not sent: {e}")
+    def _exchange(self, path: str, body: dict[str, Any], cancel: threading.Event) -> dict[str, Any] | str:
+        """POST `body` to `path` with retries and fail-over: the response data, or the error message."""
         retries = 0
         failovers = 0
         exclude: set[str] = set()
         while True:
             if cancel.is_set():
-                return Generation(text=None, error="cancelled", latency_s=time.perf_counter() - started)
+                return "cancelled"
             server = self._pick(exclude)
             outcome: dict[str, Any] | _Failure = _Failure("no attempt", retryable=False)
             try:
@@ -118,12 +113,11 @@ class Retries:
             finally:
                 self._release(server, ok=not isinstance(outcome, _Failure))
             if not isinstance(outcome, _Failure):
-                return self._generation(request, path, outcome, time.perf_counter() - started)
+                return outcome
 
             attempts = retries + failovers + 1
             if not outcome.retryable:
-                return Generation(text=None, error=f"{outcome.message} (not retried)",
-                                  latency_s=time.perf_counter() - started)
+                return f"{outcome.message} (not retried)"
             if outcome.unreachable:
                 self._mark_down(server)
                 if failovers < len(self._servers) - 1 and self._other_up(server):
@@ -131,20 +125,11 @@ class Retries:
                     exclude = {server.url}
                     continue
             if retries >= self.max_retries:
-                return Generation(text=None, error=f"failed after {attempts} attempts "
-                                                   f"({self.max_retries} retries); last error: {outcome.message}",
-                                  latency_s=time.perf_counter() - started)
+                return (f"failed after {attempts} attempts ({self.max_retries} retries); "
+                        f"last error: {outcome.message}")
             delay = self._delay(retries, outcome.retry_after)
             retries += 1
             log.debug("retry %d/%d in %.2f s: %s", retries, self.max_retries, delay, outcome.message)
             exclude = {server.url} if len(self._servers) > 1 else set()
             if cancel.wait(delay):
-                return Generation(text=None, error=f"cancelled; last error: {outcome.message}",
-                                  latency_s=time.perf_counter() - started)
-
-    def _run_safe(self, request: GenerationRequest, cancel: threading.Event) -> Generation:
-        try:
-            return self._run(request, cancel)
-        except Exception as e:  # recorded, not raised: one bad call must not end a run
-            log.exception("unexpected error in an OpenAI-compatible request")
-            return Generation(text=None, error=f"{type(e).__name__}: {e}")
+                return f"cancelled; last error: {outcome.message}"

@@ -4,24 +4,17 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 import orjson
 
+from .state import BackendState, _Server
+
+__all__ = ["ServerChoice", "_Server", "_normalize_url", "_root_of"]
+
 log = logging.getLogger(__package__)  # the package's logger, the same name as before the split
-
-
-@dataclass
-class _Server:
-    url: str  # base URL, ending in /v1
-    root: str  # the same without /v1: where the tokenize extras live
-    in_flight: int = 0
-    down_until: float = 0.0  # time.monotonic() until which it is skipped
-    served: int = 0  # successful responses
-    failures: int = 0  # failed attempts of any kind
 
 
 def _normalize_url(url: str) -> str:
@@ -37,7 +30,7 @@ def _root_of(url: str) -> str:
     return url[: -len("/v1")] if url.endswith("/v1") else url
 
 
-class ServerChoice:
+class ServerChoice(BackendState):
     """`OpenAIBackend` methods over `self._servers` (set in its `__init__`): probe, choice, down marks."""
 
     # ---- construction-time probe -------------------------------------------

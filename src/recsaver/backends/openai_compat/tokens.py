@@ -10,13 +10,14 @@ import httpx
 import orjson
 
 from ..base import GenerationRequest
+from .state import BackendState
 
 log = logging.getLogger(__package__)  # the package's logger, the same name as before the split
 
 CHAT_TEMPLATE_TOKENS_PER_MESSAGE = 4  # role markers a chat template adds around each message (approximate)
 
 
-class TokenCount:
+class TokenCount(BackendState):
     """`OpenAIBackend` methods that count prompt tokens."""
 
     def count_tokens(self, request: GenerationRequest) -> int:
