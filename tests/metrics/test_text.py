@@ -16,6 +16,7 @@ import pytest
 
 from recsaver.metrics.text import (
     TEXT_METRICS,
+    Metric,
     MetricUnavailableError,
     TextScorer,
     aggregate,
@@ -152,6 +153,16 @@ def test_signature_has_versions_and_multi_reference_rules(scorer, texts):
     assert "regex" in sig["meteor"]["tokenization"]
     assert sig["bertscore"]["num_layers"] == 6 and sig["bertscore"]["idf"] is False
     assert "all-MiniLM-L6-v2" in sig["bertscore"]["encoder"]
+    # each metric's one-line signature (the Metric protocol): library, version, settings
+    one = sig["signatures"]
+    assert list(one) == list(TEXT_METRICS)
+    assert all(isinstance(scorer._metrics[m], Metric) for m in TEXT_METRICS)
+    assert sig["bleu"]["sacrebleu_signature"] in one["bleu"]  # one pool of 2: the same nrefs
+    assert f"rouge-score {sig['versions']['rouge-score']}" in one["rouge1"]
+    assert one["meteor"].startswith(f"nltk {sig['versions']['nltk']} meteor_score")
+    assert "alpha:0.9|beta:3.0|gamma:0.5" in one["meteor"] and "wordnet:3.0" in one["meteor"]
+    assert one["bertscore"].startswith(f"bert-score {sig['versions']['bert-score']} F1")
+    assert "model:all-MiniLM-L6-v2" in one["bertscore"] and "layer:6|idf:no|rescale:no" in one["bertscore"]
     json.dumps(sig)  # serialisable as is
 
 

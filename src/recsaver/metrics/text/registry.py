@@ -1,7 +1,8 @@
 """The text metrics, by name: the one list of them (tables, studies, reports and the CLI read it here).
 
-A metric is a class in a file of its own with the `TextMetric` shape, registered by one line in
-`REGISTRY` (module and class as a string, so nothing heavy is imported until the metric is used):
+A metric is a class in a file of its own that satisfies the `Metric` protocol (metric.py; subclass
+`BaseMetric` for the defaults), registered by one line in `REGISTRY` (module and class as a string, so
+nothing is imported until the metric is used):
 
     "chrf": MetricSpec("chrf", "chrF", "recsaver.metrics.text.chrf:ChrF"),
 
@@ -12,46 +13,35 @@ labels and orders text metrics by this registry.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
 
-Live = tuple[str, str, list[str]]  # (example id, candidate text, its non-empty reference pool)
+from .metric import METRIC_MEMBERS, BaseMetric, Live, Metric, ScorerOptions
 
+TextMetric = Metric  # the protocol's earlier name
 
-@dataclass(frozen=True)
-class ScorerOptions:
-    """What a metric may need to build itself (only BERTScore reads most of it)."""
-
-    bert_model: str = "all-MiniLM-L6-v2"
-    bert_num_layers: int | None = None
-    bert_batch_size: int = 64
-    device: str = "cpu"
-    reuse_heap: bool = True
-    bert_match_threads: int | None = 1
-
-
-class TextMetric(Protocol):
-    """One text metric: a value in 0..1 per candidate against its pool, and what produced it."""
-
-    timings: dict[str, float]  # sub-phase seconds of the last `score_all` (may stay empty)
-    counts: dict[str, int]  # work counts of the last `score_all` (may stay empty)
-
-    def score_all(self, live: Sequence[Live]) -> list[float]: ...
-
-    def signature(self, pool_sizes: set[int]) -> dict[str, Any]: ...
+__all__ = ["REGISTRY", "BaseMetric", "Live", "Metric", "MetricSpec", "ScorerOptions", "TextMetric", "label",
+           "text_metrics"]
 
 
 @dataclass(frozen=True)
 class MetricSpec:
     name: str  # key in every result, e.g. "rouge1"
     label: str  # column title in tables and reports
-    target: str  # "module:Class"; the class takes ScorerOptions
-    higher_is_better: bool = True
+    target: str  # "module:Class"; the class takes ScorerOptions and satisfies `Metric`
+    higher_is_better: bool = True  # direction (the metric class says the same)
 
-    def load(self, options: ScorerOptions) -> TextMetric:
+    def load(self, options: ScorerOptions) -> Metric:
+        """Build the metric; it must satisfy `Metric` and agree with this line on name, label, direction."""
         module, _, cls = self.target.partition(":")
-        return getattr(importlib.import_module(module), cls)(options)
+        metric = getattr(importlib.import_module(module), cls)(options)
+        if not isinstance(metric, Metric):
+            missing = [m for m in METRIC_MEMBERS if not hasattr(metric, m)]
+            raise TypeError(f"{self.target} is not a text Metric (missing: {', '.join(sorted(missing))})")
+        said = (metric.name, metric.label, metric.higher_is_better)
+        if said != (self.name, self.label, self.higher_is_better):
+            raise ValueError(f"{self.target} says (name, label, higher_is_better) = {said}, its registry line "
+                             f"{(self.name, self.label, self.higher_is_better)}")
+        return metric
 
 
 REGISTRY: dict[str, MetricSpec] = {

@@ -3,27 +3,32 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .registry import Live, ScorerOptions
+from .metric import BaseMetric, Live, ScorerOptions, version
 from .tokens import _cached_rouge_tokenizer, _cached_stemmer
 
 
-class Rouge1:
-    def __init__(self, options: ScorerOptions):
+class Rouge1(BaseMetric):
+    name, label, higher_is_better = "rouge1", "ROUGE-1 F1", True
+
+    def __init__(self, options: ScorerOptions | None = None):
+        super().__init__(options)
         from rouge_score.rouge_scorer import RougeScorer
 
         self._tok = _cached_rouge_tokenizer(_cached_stemmer())
         self._rouge = RougeScorer(["rouge1"], use_stemmer=True, tokenizer=self._tok)
-        self.timings: dict[str, float] = {}
-        self.counts: dict[str, int] = {}
 
     def score_all(self, live: Sequence[Live]) -> list[float]:
         out = [self._rouge.score_multi(p, c)["rouge1"].fmeasure for _, c, p in live]
         self._tok.clear()
         return out
 
-    def signature(self, pool_sizes: set[int]) -> dict[str, Any]:
+    def signature(self) -> str:
+        return (f"rouge-score {version('rouge-score')} RougeScorer(['rouge1'], use_stemmer=True).score_multi "
+                f"F1, max over the pool [tok:DefaultTokenizer+Porter(nltk {version('nltk')})]")
+
+    def details(self, pool_sizes: set[int]) -> dict[str, Any]:
         return {
             "library": "rouge-score",
             "call": 'RougeScorer(["rouge1"], use_stemmer=True).score_multi(pool, candidate)',
@@ -32,3 +37,9 @@ class Rouge1:
             "spaces, Porter stemmer",
             "multi_reference": "max over references (score_multi keeps the max-F1 reference)",
         }
+
+
+if TYPE_CHECKING:
+    from .metric import Metric
+
+    _: Metric = Rouge1(ScorerOptions())

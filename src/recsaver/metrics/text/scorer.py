@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .bertscore import MINILM, MINILM_PACKAGE, _version
-from .registry import REGISTRY, ScorerOptions, TextMetric, text_metrics
+from .registry import REGISTRY, Metric, ScorerOptions, text_metrics
 from .results import TextScoreList, TextScores
 
 _VERSIONED = ("sacrebleu", "rouge-score", "nltk", "bert-score", "torch", "transformers")
@@ -41,7 +41,7 @@ class TextScorer:
         options = ScorerOptions(bert_model=bert_model, bert_num_layers=bert_num_layers,
                                 bert_batch_size=bert_batch_size, device=device, reuse_heap=reuse_heap,
                                 bert_match_threads=bert_match_threads)
-        self._metrics: dict[str, TextMetric] = {m: REGISTRY[m].load(options) for m in metrics}
+        self._metrics: dict[str, Metric] = {m: REGISTRY[m].load(options) for m in metrics}
         #: wall seconds of the last ``score()`` call, per metric (and BERTScore's phases)
         self.last_timings: dict[str, float] = {}
         #: work counts of the last ``score()`` call (BERTScore: distinct texts encoded, pairs matched)
@@ -115,6 +115,8 @@ class TextScorer:
     # -- provenance ------------------------------------------------------------------------
 
     def signature(self) -> dict:
+        """Provenance for a results file: library versions, the scoring rules, each metric's
+        ``details`` under its name, and ``signatures``: each metric's one-line `Metric.signature`."""
         versions = {d: _version(d) for d in _VERSIONED}
         sig: dict[str, Any] = {
             "metrics": list(self.metrics),
@@ -125,7 +127,8 @@ class TextScorer:
             "blank_references": "dropped from the pool",
         }
         for name, metric in self._metrics.items():
-            sig[name] = metric.signature(self._pool_sizes)
+            sig[name] = metric.details(self._pool_sizes)
+        sig["signatures"] = {name: metric.signature() for name, metric in self._metrics.items()}
         bert = self._bert
         if bert is not None and bert.description.startswith(MINILM):
             versions[MINILM_PACKAGE] = _version(MINILM_PACKAGE)
