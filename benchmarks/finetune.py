@@ -25,8 +25,8 @@ from pathlib import Path
 from recsaver.data.prepare import PrepareConfig, prepare
 from recsaver.data.records import load_examples, write_jsonl
 from recsaver.data.sources import FieldCaps
-from recsaver.finetune.rows import load_rows
-from recsaver.finetune.trainer import resolve_student
+from recsaver.training.rows import load_rows
+from recsaver.training.trainer import resolve_student
 from recsaver.steps.distill import build_sft
 from recsaver.steps.finetune import FinetuneConfig, run_finetune
 

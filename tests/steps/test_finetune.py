@@ -22,8 +22,8 @@ from typer.testing import CliRunner
 from recsaver.backends.base import GenerationRequest
 from recsaver.backends.hf import HFBackend, prompt_token_ids
 from recsaver.data.records import load_examples, read_jsonl, write_jsonl
-from recsaver.finetune.rows import IGNORE, load_rows, tokenize_row
-from recsaver.finetune.trainer import resolve_student
+from recsaver.training.rows import IGNORE, load_rows, tokenize_row
+from recsaver.training.trainer import resolve_student
 from recsaver.prompts import parse_answer
 from recsaver.steps.distill import build_sft
 from recsaver.steps.finetune import FinetuneConfig, run_finetune

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from ..config.schema import DEFAULT_MODEL
 from .common import byte_progress, friendly_errors, generation_progress, out_console
 
 
@@ -16,7 +17,7 @@ def register(app: typer.Typer) -> None:
 @friendly_errors
 def demo(
     out: Path = typer.Option(Path("demo_out"), help="Folder for every output of the demo."),
-    model: str = typer.Option("llamacpp/smollm2-135m", help="Model for the zero-shot steps."),
+    model: str = typer.Option(DEFAULT_MODEL, help="Model for the zero-shot steps."),
     limit: int = typer.Option(4, help="Test examples per domain for the model steps."),
 ) -> None:
     """The main job on the built-in default: the shipped sample through the whole pipeline."""

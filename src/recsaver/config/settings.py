@@ -91,7 +91,9 @@ ReferenceSettings = section(
 
 @dataclass(frozen=True)
 class ScoreSettings:
-    metrics: tuple[str, ...] = ("bleu", "rouge1", "meteor", "bertscore")
+    # Empty: every metric in the registry (recsaver/metrics/text/registry.py), resolved when the
+    # experiment starts, so a new metric needs no line here.
+    metrics: tuple[str, ...] = ()
     resamples: int = 1000
     seed: int = 0
 

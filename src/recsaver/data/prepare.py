@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .. import __version__
+from ..config.schema import DOMAINS
 from .clean import clean_text
 from .records import RATINGS, Example, HistoryEntry, Item, Target, example_id, write_json, write_jsonl
 from .sources import (
@@ -35,7 +36,6 @@ from .sources import (
 )
 
 Domain = Literal["beauty", "movies"]
-DOMAINS: tuple[str, ...] = ("beauty", "movies")
 
 _SCHEMA = pa.schema(
     [

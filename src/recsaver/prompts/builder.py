@@ -31,6 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Literal, TypeGuard, get_args
 
+from ..config.schema import ABLATIONS, METHODS
 from ..data.records import RATINGS, Example, HistoryEntry, Item
 from .grammar import rating_grammar, rating_regex
 from .parse import ParsedAnswer, has_rating_header, parse_answer, scrub_explanation
@@ -39,8 +40,8 @@ from .templates import available_versions, load_template, without_lines
 
 Method = Literal["cot", "direct"]
 Ablation = Literal["none", "no-review", "no-review-no-rating", "no-description", "one-shot"]
-METHODS: tuple[str, ...] = get_args(Method)
-ABLATIONS: tuple[str, ...] = get_args(Ablation)
+# The allowed values are declared once, in the config schema; these literals type them for mypy.
+assert get_args(Method) == METHODS and get_args(Ablation) == ABLATIONS, "config.schema and prompts disagree"
 
 
 def _is_ablation(value: object) -> TypeGuard[Ablation]:

@@ -13,18 +13,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-# The paper's phrases, then digit-with-rating forms: "5/5", "4 out of 5", "rated it 4",
-# "gave it a 2", "five-star", "4-star", "a 5".
-DEFAULT_PATTERNS: tuple[str, ...] = (
-    r"\ba rating of\b",
-    r"\bstars?\b",
-    r"\bscores?\b",
-    r"\b(?:[1-5]|one|two|three|four|five)\s*(?:/|out\s+of)\s*(?:5|five)\b",
-    r"\brated\b(?:\s+\w+){0,3}?\s+(?:a\s+)?(?:[1-5]|one|two|three|four|five)\b",
-    r"\bgave\b(?:\s+\w+){0,3}?\s+(?:a\s+)?(?:[1-5]|one|two|three|four|five)\b",
-    r"\b(?:[1-5]|one|two|three|four|five)[\s-]*star\b",
-    r"\brating\b[^.!?\n]{0,15}\b[1-5]\b",
-)
+from ..config.schema import LEAK_PATTERNS
+
+DEFAULT_PATTERNS = LEAK_PATTERNS  # declared in config/schema.py, the default of references --leak-pattern
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+")
 

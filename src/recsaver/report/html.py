@@ -1,9 +1,9 @@
 """`recsaver report RUN...`: one self-contained HTML file (CSS inline, plots as base64 PNG) and Markdown.
 
-A RUN is a predict or baseline run (run.json), a references folder (summary.json),
-a score folder (text_metrics.json) or an experiment folder (experiment.json: its
-paper tables and every cell). Nothing is recomputed from a model: the report reads
-stored outputs only.
+A RUN is a predict or baseline run, a references folder, a score folder or an experiment
+folder (its paper tables and every cell); `RunStore.kind` says which, from run.json's step
+(experiment.json, cell.json, or the files of a folder without one). Nothing is recomputed
+from a model: the report reads stored outputs only, through the run store.
 """
 
 from __future__ import annotations
@@ -14,10 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import orjson
-
-from ..data.records import RATINGS, load_predictions, read_jsonl
+from ..data.records import RATINGS
+from ..store import EXPERIMENT_KIND, RATING_KINDS, NotARunError, RunStore, load_experiment
 from .tables import Table, to_html, to_markdown
+
+# The report's sections per folder kind (RunStore.kind): rating metrics, reference pools, text scores.
+REPORT_KINDS = {**{k: "rating" for k in RATING_KINDS}, "references": "references", "score": "score"}
 
 
 @dataclass
@@ -29,31 +31,24 @@ class Item:
     kind: str  # rating | references | score
     run: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    step: str = ""  # the folder's kind as the run store reads it (predict, baseline, references, score)
 
-
-def _json(path: Path) -> Any:
-    return orjson.loads(path.read_bytes()) if path.exists() else None
+    @property
+    def store(self) -> RunStore:
+        return RunStore(self.folder)
 
 
 def classify(folder: Path, label: str | None = None) -> Item:
-    folder = Path(folder)
-    label = label or str(folder)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"{folder}: no such run folder")
-    run = _json(folder / "run.json")
-    if (folder / "text_metrics.json").exists() and not (folder / "predictions.jsonl").exists():
-        return Item(label, folder, "score", run)
-    if (folder / "references.jsonl").exists() and (folder / "summary.json").exists():
-        return Item(label, folder, "references", run)
-    if (folder / "predictions.jsonl").exists():
-        return Item(label, folder, "rating", run)
-    raise ValueError(f"{folder}: not a run folder (expected experiment.json, predictions.jsonl, "
-                     "references.jsonl + summary.json, or text_metrics.json)")
+    store = RunStore(folder)
+    step = store.kind()
+    if step not in REPORT_KINDS:
+        raise NotARunError(f"{store.folder}: a {step} folder, not a run the report shows (a predict, baseline, "
+                           "references, score or experiment folder)")
+    return Item(label or str(store.folder), store.folder, REPORT_KINDS[step], store.read_run(), step=step)
 
 
 def collect(runs: Sequence[Path]) -> tuple[list[Item], list[Table], list[dict[str, Any]]]:
     """Items to show, the paper tables of experiment folders, and the experiment records."""
-    from ..steps.experiment import load_experiment
     from .paper import experiment_tables
 
     items: list[Item] = []
@@ -61,14 +56,14 @@ def collect(runs: Sequence[Path]) -> tuple[list[Item], list[Table], list[dict[st
     experiments = []
     for run in runs:
         run = Path(run)
-        if (run / "experiment.json").exists():
+        if RunStore(run).kind() == EXPERIMENT_KIND:
             record = load_experiment(run)
             experiments.append({"folder": str(run), **record})
             tables += experiment_tables(run, record)[0]
             for cell in record["cells"]:
-                folder = run / cell["name"]
-                if cell["kind"] in ("baseline", "predict", "references", "score") and (folder / "cell.json").exists():
-                    items.append(classify(folder, f"{record['name']}/{cell['name']}"))
+                cell_store = RunStore(run / cell["name"])
+                if cell["kind"] in REPORT_KINDS and cell_store.cell_path.exists():
+                    items.append(classify(cell_store.folder, f"{record['name']}/{cell['name']}"))
         else:
             items.append(classify(run))
     return items, tables, experiments
@@ -78,7 +73,7 @@ def runs_table(items: Sequence[Item], resamples: int, seed: int) -> Table | None
     """Loose rating runs side by side, grouped by test data (pairing needs the same examples)."""
     from .paper import RatingRow, rating_table
 
-    rating = [i for i in items if i.kind == "rating" and (i.folder / "metrics.json").exists()]
+    rating = [i for i in items if i.kind == "rating" and i.store.metrics_path.exists()]
     if not rating:
         return None
     rows = []
@@ -86,11 +81,11 @@ def runs_table(items: Sequence[Item], resamples: int, seed: int) -> Table | None
         data = (i.run or {}).get("data") or {}
         group = Path(data.get("path", "unknown data")).parent.name + f" ({str(data.get('sha256', ''))[:8]})"
         cfg = (i.run or {}).get("config", {})
-        what = "baseline" if (i.run or {}).get("step") == "baseline" else \
+        what = "baseline" if i.step == "baseline" else \
             f"{cfg.get('model', '?').split('/')[-1]} {cfg.get('method', '')} {cfg.get('ablation', '')}".strip()
-        label = ("Naive Baseline (Avg.) " if (i.run or {}).get("step") == "baseline" else "") + f"{i.label} [{what}]"
+        label = ("Naive Baseline (Avg.) " if i.step == "baseline" else "") + f"{i.label} [{what}]"
         text = None
-        score = _json(i.folder / "text_metrics.json")
+        score = i.store.read_text_metrics()
         if score:
             text = {m: v["mean"] for m, v in score["overall"]["metrics"].items()}
         rows.append(RatingRow(group, label, i.folder, text))
@@ -101,7 +96,7 @@ def runs_table(items: Sequence[Item], resamples: int, seed: int) -> Table | None
 
 def confusion(item: Item) -> dict[str, Any]:
     """Counts of (gold, predicted) ratings; an unparsed prediction gets its own column, a failed one none."""
-    preds = [p for p in load_predictions(item.folder / "predictions.jsonl") if not p.failed]
+    preds = [p for p in item.store.read_predictions() if not p.failed]
     matrix = {t: {p: 0 for p in (*RATINGS, None)} for t in RATINGS}
     for p in preds:
         matrix[p.rating_true][p.rating_pred] += 1
@@ -113,7 +108,7 @@ def calibration_section(item: Item) -> dict[str, Any] | None:
     from ..metrics.calibration import calibration
     from .plots import calibration_png
 
-    preds = [p for p in load_predictions(item.folder / "predictions.jsonl") if not p.failed]
+    preds = [p for p in item.store.read_predictions() if not p.failed]
     cal = calibration(preds)
     if not cal["n_with_probs"]:
         return None
@@ -123,11 +118,10 @@ def calibration_section(item: Item) -> dict[str, Any] | None:
 def distribution_section(item: Item) -> dict[str, Any] | None:
     from .plots import histograms_png
 
-    scores_file = item.folder / "text_scores.jsonl"
-    metrics = _json(item.folder / "text_metrics.json")
-    if metrics is None or not scores_file.exists():
+    metrics = item.store.read_text_metrics()
+    if metrics is None or not item.store.text_scores_path.exists():
         return None
-    rows = list(read_jsonl(scores_file))
+    rows = item.store.read_text_scores()
     names = list(metrics["overall"]["metrics"])
     values = {m: [r[m] for r in rows if r.get(m) is not None] for m in names}
     return {"metrics": metrics, "png": histograms_png(values, item.label) if rows else None,
@@ -137,7 +131,10 @@ def distribution_section(item: Item) -> dict[str, Any] | None:
 def coverage_section(item: Item) -> dict[str, Any]:
     from .plots import coverage_png
 
-    summary = _json(item.folder / "summary.json")
+    summary = item.store.read_summary()
+    if summary is None:
+        raise FileNotFoundError(f"{item.store.summary_path}: a references folder without its summary "
+                                "(rerun `recsaver references`)")
     return {"summary": summary, "png": coverage_png(summary, item.label)}
 
 

@@ -12,12 +12,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import orjson
-
-from ..data.records import load_predictions
 from ..metrics.rating import HIGHER_IS_BETTER, METRIC_NAMES
 from ..metrics.significance import compare, marker
 from ..metrics.text.registry import REGISTRY
+from ..store import METRICS, RunStore
 from .tables import Row, Table, Value, fmt
 
 RATING_COLUMNS = {"binary_acc": "Binary Acc.", "binary_f1": "Binary F1", "binary_auc": "Binary AUC",
@@ -35,29 +33,26 @@ DOMAIN_NAMES = {"beauty": "Beauty", "movies": "Movies/TV"}
 LOWER = tuple(RATING_COLUMNS[m] for m in METRIC_NAMES if not HIGHER_IS_BETTER[m])
 
 
-def _json(path: Path) -> dict[str, Any] | None:
-    return orjson.loads(path.read_bytes()) if path.exists() else None
-
-
 class RatingRow:
     """A row of rating metrics: label, folder, and (lazily) its predictions."""
 
     def __init__(self, group: str, label: str, folder: Path, text: dict[str, Any] | None = None):
         self.group, self.label, self.folder, self.text = group, label, Path(folder), text
-        self.metrics = _json(self.folder / "metrics.json")
+        self.store = RunStore(self.folder)
+        self.metrics = self.store.read_metrics()
         self._preds: list[Any] | None = None
 
     @property
     def measured(self) -> dict[str, Any]:
         """metrics.json, for a row known to have one."""
         if self.metrics is None:
-            raise ValueError(f"{self.folder}: no metrics.json")
+            raise ValueError(f"{self.folder}: no {METRICS}")
         return self.metrics
 
     @property
     def predictions(self) -> list[Any]:
         if self._preds is None:
-            self._preds = load_predictions(self.folder / "predictions.jsonl")
+            self._preds = self.store.read_predictions()
         return self._preds
 
 
@@ -140,7 +135,7 @@ class Experiment:
         verify = verify or self.primary_verify
         if verify is None:
             return None
-        return _json(self.folder / predict_cell / f"score-{verify}" / "text_metrics.json")
+        return RunStore(self.folder / predict_cell / f"score-{verify}").read_text_metrics()
 
     @property
     def primary_verify(self) -> str | None:
@@ -239,7 +234,7 @@ def table9(exp: Experiment) -> Table:
     verify = (exp.cfg.get("references") or {}).get("verify") or []
     rows = []
     for dom in exp.domains:
-        refs = {v: _json(exp.folder / dom / f"references-{v}" / "summary.json") for v in verify}
+        refs = {v: RunStore(exp.folder / dom / f"references-{v}").read_summary() for v in verify}
         for c in _cot_cells(exp, dom):
             scores = {v: exp.score_result(c["name"], v) for v in verify}
             if not any(scores.values()):

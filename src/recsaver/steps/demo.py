@@ -3,8 +3,8 @@
 Per domain: prepare the sample -> naive baseline -> zero-shot CoT and direct
 prediction on a handful of test examples -> Rec-SAVER references (post-hoc
 explanations, leakage scrub, self-verification) -> the CoT reasoning scored
-against the verified pool -> one HTML report (report.html) over every run. Every model call goes through the generation cache
-under OUT, so a second `make demo` is quick.
+against the verified pool -> one HTML report (report.html) over every run. Every model
+call goes through the generation cache under OUT, so a second `make demo` is quick.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any
 
 from rich.console import Console
 
+from ..config.schema import DEFAULT_MODEL
 from ..data.prepare import PrepareConfig, prepare
 from ..report import metrics_table
 from ..sample import SAMPLE_DOMAINS, sample_files
@@ -31,7 +32,7 @@ DEMO_SPLIT = {"train_per_label": 4, "test_per_label": 2, "test_fraction": 0.3}
 
 @dataclass(frozen=True)
 class DemoConfig:
-    model: str = "llamacpp/smollm2-135m"
+    model: str = DEFAULT_MODEL
     limit: int = 4
     max_tokens: int = 160
     ref_samples: int = 2
@@ -53,8 +54,9 @@ def run_demo(out: Path, console: Console, progress: Callable[[bool], AbstractCon
         results[domain] = {"baseline": run_baseline(data_dir, "test", out / domain / "baseline", cfg.limit)}
         console.print(metrics_table(results[domain]["baseline"], f"{domain}: naive baseline (user average)"))
         for method in ("cot", "direct"):
+            # Shorter CoT than the default, to keep the demo quick; direct and the grammar as everywhere.
             pcfg = PredictConfig(data=str(data_dir), model=cfg.model, method=method, limit=cfg.limit,
-                                 max_tokens=cfg.max_tokens if method == "cot" else 16, grammar=True,
+                                 max_tokens=cfg.max_tokens if method == "cot" else None,
                                  cache=str(out / "cache.sqlite"))
             console.print(f"{domain}: zero-shot {method} with {cfg.model} on {cfg.limit} test examples")
             if generation_progress is not None:
@@ -80,7 +82,7 @@ def run_demo(out: Path, console: Console, progress: Callable[[bool], AbstractCon
 
 def _references(cfg: DemoConfig, data_dir: Path, out: Path, domain: str, console: Console) -> dict[str, Any]:
     rcfg = ReferencesConfig(data=str(data_dir), model=cfg.model, samples=cfg.ref_samples, limit=cfg.limit,
-                            max_tokens=cfg.ref_max_tokens, grammar=True, cache=str(out / "cache.sqlite"))
+                            max_tokens=cfg.ref_max_tokens, cache=str(out / "cache.sqlite"))
     console.print(f"{domain}: Rec-SAVER references, {cfg.ref_samples} explanations per example, self-verified")
     summary = run_references(rcfg, out / domain / "references")
     console.print(f"{domain}: reference coverage {summary['coverage']:.0%}, mean pool size "

@@ -110,6 +110,13 @@ class ExperimentRunner:
     """Runs a planned grid with resume; `run()` returns the experiment record (experiment.json)."""
 
     def __init__(self, cfg: ExperimentConfig, out: Path, hooks: Hooks | None = None):
+        from ..metrics.text.registry import text_metrics
+
+        self.metrics = cfg.score.metrics or text_metrics()
+        unknown = [m for m in self.metrics if m not in text_metrics()]
+        if unknown:
+            raise ValueError(f"score.metrics: {', '.join(map(repr, unknown))} is not a registered text metric "
+                             f"(known: {', '.join(text_metrics())}; recsaver/metrics/text/registry.py)")
         self.cfg, self.out, self.hooks = cfg, Path(out), hooks or Hooks()
         self.cache = str(Path(cfg.cache) if cfg.cache else self.out / "cache.sqlite")
         self.hashes: dict[str, str] = {}
@@ -219,7 +226,7 @@ class ExperimentRunner:
         if cell.kind == "references":
             return {k: v for k, v in asdict(self.references_config(cell)).items() if k not in ("data", "cache")}
         if cell.kind == "score":
-            return {"metrics": list(c.score.metrics), "resamples": c.score.resamples, "seed": c.score.seed}
+            return {"metrics": list(self.metrics), "resamples": c.score.resamples, "seed": c.score.seed}
         from .experiment_distill import distill_settings
 
         return distill_settings(self, cell)
@@ -308,14 +315,14 @@ class ExperimentRunner:
         if self._scorer is None:
             from ..metrics.text import TextScorer
 
-            self._scorer = TextScorer(self.cfg.score.metrics)
+            self._scorer = TextScorer(self.metrics)
         return self._scorer
 
     def run_score(self, cell: Cell, folder: Path) -> dict[str, Any]:
         from .score import run_score
 
         predict_dir, refs_dir = (self.path(d) for d in cell.deps)
-        result = run_score(predict_dir, refs_dir, self.cfg.score.metrics, folder,
+        result = run_score(predict_dir, refs_dir, self.metrics, folder,
                            n_resamples=self.cfg.score.resamples, seed=self.cfg.score.seed, scorer=self.scorer())
         return {"n_scored": result["overall"]["n_scored"],
                 "means": {m: v["mean"] for m, v in result["overall"]["metrics"].items()}}

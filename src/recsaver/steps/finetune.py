@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from ..data.records import read_jsonl, write_json, write_jsonl
-from ..finetune.rows import load_rows, tokenize_rows
-from ..finetune.trainer import (
+from ..training.rows import load_rows, tokenize_rows
+from ..training.trainer import (
     LogHook,
     add_lora,
     build_trainer,

@@ -22,14 +22,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import orjson
-
-from ..data.records import Example, Prediction, load_examples, load_predictions
+from ..data.records import Example, Prediction
 from ..prompts import DOMAIN_WORDS, PromptBuilder, PromptOptions
 from ..prompts.builder import as_ablation
 from ..prompts.leakage import Scrubber
-from ..steps.score import EmptyPoolsError, empty_pools_advice, load_references
-from .db import StudyDB
+from ..steps.score import EmptyPoolsError, empty_pools_advice
+from ..store import PREDICTIONS, RUN, DataStore, RunStore, load_references
+from .db import DB_NAME, StudyDB
 
 HISTORY_MARK = "### Past User History: ###\n\n"
 NEW_ITEM_MARK = "\n\n### New Item Information: ###\n\n"
@@ -102,21 +101,17 @@ def split_prompt(prompt: str) -> tuple[str, str]:
 
 
 def _read_run(run: Path) -> dict[str, Any]:
-    path = run / "run.json"
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: not a run folder (no run.json; run `recsaver predict` first)")
-    return orjson.loads(path.read_bytes())
+    info = RunStore(run).read_run()
+    if info is None:
+        raise FileNotFoundError(f"{run / RUN}: not a run folder (no {RUN}; run `recsaver predict` first)")
+    return info
 
 
 def _examples(data: Path, split: str) -> dict[str, Example]:
-    found: dict[str, Example] = {}
-    for name in dict.fromkeys((split, "test", "train")):
-        source = data / f"{name}.jsonl"
-        if source.exists():
-            for ex in load_examples(source):
-                found.setdefault(ex.example_id, ex)
+    store = DataStore(data)
+    found = store.examples_by_id((split, "test", "train"))
     if not found:
-        raise FileNotFoundError(f"{data}: no test.jsonl or train.jsonl (the run's config.data)")
+        raise FileNotFoundError(f"{data}: no {store.test_path.name} or {store.train_path.name} (the run's config.data)")
     return found
 
 
@@ -128,16 +123,16 @@ def load_candidates(runs: Sequence[Path], pools: dict[str, list[str]] | None,
         info = _read_run(run)
         cfg = info.get("config") or {}
         if "data" not in cfg:
-            raise ValueError(f"{run / 'run.json'}: config.data is missing (which prepared data the run used)")
+            raise ValueError(f"{run / RUN}: config.data is missing (which prepared data the run used)")
         examples = _examples(Path(cfg["data"]), cfg.get("split", "test"))
-        preds = load_predictions(run / "predictions.jsonl")
+        preds = RunStore(run).read_predictions()
         failed = [p for p in preds if p.failed]
         if failed:
             warnings.append(f"{run}: {len(failed)} predictions whose model calls failed left out (the run is "
                             "incomplete: rerun it to fill them in)")
             preds = [p for p in preds if not p.failed]
             if not preds:
-                raise ValueError(f"{run}: every prediction failed (its model calls errored; see run.json): "
+                raise ValueError(f"{run}: every prediction failed (its model calls errored; see {RUN}): "
                                  "rerun it before building a study")
         no_text = [p for p in preds if not (p.reasoning or "").strip()]
         if len(no_text) == len(preds):
@@ -152,7 +147,7 @@ def load_candidates(runs: Sequence[Path], pools: dict[str, list[str]] | None,
                 continue
             per_label[p.rating_true] += 1
             if p.example_id not in examples:
-                raise ValueError(f"{run / 'predictions.jsonl'}: example_id {p.example_id!r} is not in {cfg['data']}")
+                raise ValueError(f"{run / PREDICTIONS}: example_id {p.example_id!r} is not in {cfg['data']}")
             if pools is not None and not pools.get(p.example_id):
                 missing_pool += 1
                 missing_per_label[p.rating_true] += 1
@@ -211,8 +206,8 @@ def _zip_longest(groups: list[list[Candidate]]) -> list[list[Candidate]]:
 def create_study(cfg: CreateConfig, out: Path) -> CreateResult:
     """Write OUT/study.sqlite; return the admin token (print it: only its hash is stored)."""
     out = Path(out)
-    if (out / "study.sqlite").exists():
-        raise FileExistsError(f"{out / 'study.sqlite'} already exists; choose a new --out")
+    if (out / DB_NAME).exists():
+        raise FileExistsError(f"{out / DB_NAME} already exists; choose a new --out")
     if cfg.per_domain < 1 or cfg.raters < 1:
         raise ValueError("--per-domain and --raters must be at least 1")
     warnings: list[str] = []

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ...data.records import read_jsonl
 from ...metrics.text.registry import text_metrics
+from ...store import load_text_scores
 from ..answers import ERROR_KEYS
 from ..db import StudyDB
 
@@ -63,12 +63,7 @@ def load_scores(study: Path, folders: Sequence[Path], keys: list[tuple[int, str]
         raise ValueError(f"give one scores folder, or one per run ({len(run_ids)} runs); got {len(folders)}")
     if len(folders) == 1 and len({eid for _, eid in keys}) < len(keys):
         raise ValueError("several runs share example ids: pass one --scores folder per run, in the runs' order")
-    tables = []
-    for folder in folders:
-        path = Path(folder) / "text_scores.jsonl" if Path(folder).is_dir() else Path(folder)
-        if not path.exists():
-            raise FileNotFoundError(f"{path}: no text scores (run `recsaver score` first)")
-        tables.append({row["example_id"]: row for row in read_jsonl(path)})
+    tables = [load_text_scores(Path(folder)) for folder in folders]
     metrics = [m for m in text_metrics() if any(m in row for t in tables for row in t.values())]
     out = {m: np.full(len(keys), np.nan) for m in metrics}
     for i, (run_id, eid) in enumerate(keys):
