@@ -27,7 +27,10 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/recsaver demo --out demo_out
 
+# ruff and mypy (config in pyproject.toml) first: seconds, and a lint or type error fails the run.
 test: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
 # Long: each prints ratios against a baseline measured in the same run.

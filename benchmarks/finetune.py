@@ -25,10 +25,10 @@ from pathlib import Path
 from recsaver.data.prepare import PrepareConfig, prepare
 from recsaver.data.records import load_examples, write_jsonl
 from recsaver.data.sources import FieldCaps
-from recsaver.training.rows import load_rows
-from recsaver.training.trainer import resolve_student
 from recsaver.steps.distill import build_sft
 from recsaver.steps.finetune import FinetuneConfig, run_finetune
+from recsaver.training.rows import load_rows
+from recsaver.training.trainer import resolve_student
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 RESULTS = Path(__file__).resolve().parent / "results" / "finetune.json"

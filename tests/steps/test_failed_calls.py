@@ -151,7 +151,8 @@ def test_an_experiment_cell_with_failed_calls_is_incomplete_and_rerun(tmp_path: 
         assert status["beauty/smollm2/cot-none"] == "incomplete" and status["beauty/baseline"] == "ran"
         second = CliRunner().invoke(app, [*base, "--set", f"predict.base_urls=[{dead}]"])
         assert second.exit_code == EXIT_INCOMPLETE, second.output
-        status = {c["name"]: c["status"] for c in json.loads((tmp_path / "exp" / "experiment.json").read_text())["cells"]}
+        cells = json.loads((tmp_path / "exp" / "experiment.json").read_text())["cells"]
+        status = {c["name"]: c["status"] for c in cells}
         # done cells are skipped; the incomplete ones are not taken as done
         assert status["beauty/baseline"] == "skipped" and status["beauty/smollm2/cot-none"] == "incomplete"
     finally:

@@ -22,11 +22,11 @@ from typer.testing import CliRunner
 from recsaver.backends.base import GenerationRequest
 from recsaver.backends.hf import HFBackend, prompt_token_ids
 from recsaver.data.records import load_examples, read_jsonl, write_jsonl
-from recsaver.training.rows import IGNORE, load_rows, tokenize_row
-from recsaver.training.trainer import resolve_student
 from recsaver.prompts import parse_answer
 from recsaver.steps.distill import build_sft
 from recsaver.steps.finetune import FinetuneConfig, run_finetune
+from recsaver.training.rows import IGNORE, load_rows, tokenize_row
+from recsaver.training.trainer import resolve_student
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::FutureWarning")]
 
@@ -148,8 +148,9 @@ def test_full_finetune_moves_the_weights_and_the_loss_falls(tiny_llama, sft, tmp
 
 
 def test_lora_resumes_where_it_stopped(tiny_llama, sft, tmp_path):
-    common = dict(train=str(sft["reasoning"]), model=str(tiny_llama), lora=4, lora_targets=("q_proj", "v_proj", "o_proj",
-                  "gate_proj", "up_proj", "down_proj"), lr=5e-2, dropout=0.0, scheduler="constant", save_steps=3,
+    targets = ("q_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+    common = dict(train=str(sft["reasoning"]), model=str(tiny_llama), lora=4, lora_targets=targets, lr=5e-2,
+                  dropout=0.0, scheduler="constant", save_steps=3,
                   merge=False)
     straight = tmp_path / "straight"
     run_finetune(FinetuneConfig(**common, max_steps=6), straight)

@@ -55,6 +55,7 @@ def test_a_second_run_waits_for_the_first_instead_of_recomputing(small_beauty: P
     b = json.loads((tmp_path / "b" / "run.json").read_text())["ledger"]
     assert a["cache_misses"] == LIMIT and b["cache_misses"] == 0, (a, b)
     assert b["cache_hits"] == LIMIT and b["waited_for_another_process"] >= 1, b
-    assert load_predictions(tmp_path / "a" / "predictions.jsonl") == load_predictions(tmp_path / "b" / "predictions.jsonl")
+    a_rows, b_rows = (load_predictions(tmp_path / run / "predictions.jsonl") for run in ("a", "b"))
+    assert a_rows == b_rows
     assert claims(cache) == 0  # every claim released
     assert not list((tmp_path / "cores").glob("llamacpp-*.lock"))  # both core-share files removed

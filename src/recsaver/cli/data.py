@@ -44,11 +44,11 @@ def data_prepare(
     if on_bad_line not in ("error", "skip"):
         raise ValueError(f"--on-bad-line must be error or skip, got {on_bad_line!r}")
     cfg = PrepareConfig(
-        domain=domain,  # type: ignore[arg-type]
-        min_history=min_history, max_history=max_history, targets=targets,  # type: ignore[arg-type]
-        history_overflow=history_overflow, train_per_label=train_per_label,  # type: ignore[arg-type]
+        domain=domain,
+        min_history=min_history, max_history=max_history, targets=targets,
+        history_overflow=history_overflow, train_per_label=train_per_label,
         test_per_label=test_per_label, test_fraction=test_fraction, seed=seed,
-        on_bad_line=on_bad_line,  # type: ignore[arg-type]
+        on_bad_line=on_bad_line,
         caps=FieldCaps(description=max_description_chars, review_text=max_review_chars),
     )
     with byte_progress(progress) as update:

@@ -40,7 +40,9 @@ def config_options(cls: Any, skip: tuple[str, ...] = ("extra",)) -> list[inspect
         if f.metadata.get("choices"):
             help_text += f" One of: {', '.join(map(str, f.metadata['choices']))}."
         tp, required = hints[f.name], f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-        default: Any = ... if required else (f.default_factory() if f.default is dataclasses.MISSING else f.default)
+        default: Any = f.default
+        if f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
         show_default = True
         if is_tuple(strip_optional(tp)):
             # Repeatable; left empty the field keeps its own default (shown in the help, not as a list).

@@ -74,15 +74,18 @@ def check_sampling(samples: int, temperature: float) -> None:
 
 
 @dataclass(frozen=True, kw_only=True)
-class EngineFields:
-    """Sampling and engine fields that PredictConfig, ReferencesConfig and DistillSampleConfig share.
-
-    Keyword-only, so each step config keeps its own positional fields (data, split, ...) first.
-    """
+class SamplingFields:
+    """Sampling fields of every generating step."""
 
     top_p: float = setting(1.0, "Nucleus sampling.")
     seed: int = setting(0, "Sampling seed.")
     limit: int | None = setting(None, "Use only the first N examples.")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServerFields:
+    """Where and how the engine runs (shared by the steps of an experiment: its predict section)."""
+
     n_ctx: int = setting(4096, "Context window to allocate / assume.")
     base_urls: tuple[str, ...] = setting((), "OpenAI-compatible server(s) for openai/... (repeatable).",
                                          flag="base-url")
@@ -92,18 +95,23 @@ class EngineFields:
     cache: str | None = setting(None, "SQLite generation cache (default ~/.cache/recsaver/generations.sqlite).")
     extra: dict[str, Any] = setting({}, "Engine-specific options (Python and config files only).")
 
+
+@dataclass(frozen=True, kw_only=True)
+class EngineFields(SamplingFields, ServerFields):
+    """Sampling and engine fields that PredictConfig, ReferencesConfig and DistillSampleConfig share.
+
+    Keyword-only, so each step config keeps its own positional fields (data, split, ...) first.
+    """
+
     def engine_values(self) -> dict[str, Any]:
         """These fields by name, to carry them from one step config into another."""
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(EngineFields)}
 
 
-@dataclass(frozen=True)
-class PredictConfig(EngineFields):
-    data: str = setting(help="Folder written by `recsaver data prepare`.")
-    split: str = setting("test", "Which split to predict.", choices=SPLITS)
-    model: str = setting(DEFAULT_MODEL, "provider/model, e.g. llamacpp/qwen2.5-0.5b.")
-    method: str = setting("cot", "cot (reason, then rate) or direct (rate only).", choices=METHODS)
-    ablation: str = setting("none", "Which input the prompt leaves out (paper Table 3).", choices=ABLATIONS)
+@dataclass(frozen=True, kw_only=True)
+class PredictOptions(EngineFields):
+    """PredictConfig less what names one run (data, model, method...): an experiment's predict section."""
+
     samples: int = setting(1, "Samples per prompt (majority vote; P(1..5) averaged).")
     temperature: float = setting(0.0, "Sampling temperature.")
     max_tokens: int | None = setting(None, "Most tokens per answer (default by method: cot 350, direct 16).")
@@ -111,6 +119,15 @@ class PredictConfig(EngineFields):
     rating_probs: bool = setting(True, "Read P(1..5) from the rating-token logits where possible.")
     force_rating: bool = setting(True, "An answer without a rating gets the most likely digit after an appended "
                                        "rating header (needs --rating-probs); counted in metrics.")
+
+
+@dataclass(frozen=True)
+class PredictConfig(PredictOptions):
+    data: str = setting(help="Folder written by `recsaver data prepare`.")
+    split: str = setting("test", "Which split to predict.", choices=SPLITS)
+    model: str = setting(DEFAULT_MODEL, "provider/model, e.g. llamacpp/qwen2.5-0.5b.")
+    method: str = setting("cot", "cot (reason, then rate) or direct (rate only).", choices=METHODS)
+    ablation: str = setting("none", "Which input the prompt leaves out (paper Table 3).", choices=ABLATIONS)
     one_shot_reasoning: str | None = setting(None, "The worked reasoning of the one-shot ablation's example "
                                                    "(default: a factual summary of its history).")
 
@@ -119,20 +136,32 @@ class PredictConfig(EngineFields):
         check_sampling(self.samples, self.temperature)
         if self.max_tokens is None:
             object.__setattr__(self, "max_tokens", METHOD_DEFAULTS[self.method]["max_tokens"])
-        if self.max_tokens < 1:  # type: ignore[operator]  # resolved just above
+        if self.tokens < 1:
             raise ValueError("max_tokens must be >= 1")
 
+    @property
+    def tokens(self) -> int:
+        """max_tokens as resolved (never None once built)."""
+        assert self.max_tokens is not None
+        return self.max_tokens
 
-@dataclass(frozen=True)
-class ReferencesConfig(EngineFields):
-    data: str = setting(help="Folder written by `recsaver data prepare`.")
-    split: str = setting("test", "Which split to explain.", choices=SPLITS)
-    model: str = setting(DEFAULT_MODEL, "provider/model writing and verifying explanations.")
+
+@dataclass(frozen=True, kw_only=True)
+class ReferencesOptions(SamplingFields):
+    """ReferencesConfig less what names one run: an experiment's references section."""
+
     samples: int = setting(4, "N post-hoc explanations per example.")
     temperature: float = setting(0.7, "Sampling temperature T of the explanations.")
     max_tokens: int = setting(256, "Most tokens per explanation.")
-    verify: str = setting("exact", "Which explanations join the pool (paper Algorithm 1).", choices=VERIFY_RULES)
     grammar: bool = setting(True, "Constrain explanation and verification formats.")
+
+
+@dataclass(frozen=True)
+class ReferencesConfig(ReferencesOptions, ServerFields):
+    data: str = setting(help="Folder written by `recsaver data prepare`.")
+    split: str = setting("test", "Which split to explain.", choices=SPLITS)
+    model: str = setting(DEFAULT_MODEL, "provider/model writing and verifying explanations.")
+    verify: str = setting("exact", "Which explanations join the pool (paper Algorithm 1).", choices=VERIFY_RULES)
     leak_patterns: tuple[str, ...] = setting(LEAK_PATTERNS, "Leakage regexes; giving any replaces the defaults "
                                                             "(repeatable).", flag="leak-pattern")
 

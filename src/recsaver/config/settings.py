@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import dataclasses
-import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .schema import VERIFY_RULES, PredictConfig, ReferencesConfig, setting
+from .schema import VERIFY_RULES, PredictOptions, ReferencesOptions, setting
 
 TABLES = ("table3", "table4", "table5", "table9", "table11", "table15")
 
@@ -45,48 +43,23 @@ class DomainSpec:
     sample: bool = False
 
 
-def section(cls: Any, name: str, doc: str, drop: tuple[str, ...], extra: tuple[tuple[str, Any, Any], ...] = ()) -> Any:
-    """An experiment section made of a step config's own fields (types, defaults, help), less the grid's.
+@dataclass(frozen=True, kw_only=True)
+class PredictSettings(PredictOptions):
+    """Every zero-shot cell's PredictConfig fields: `max_tokens` for CoT cells, `direct_max_tokens` for direct
+    ones (both default by method, schema.METHOD_DEFAULTS). The engine fields (n_ctx, base_urls, concurrency,
+    balance) also serve the references and distill-sample cells; `cache` is the experiment's own key."""
 
-    `drop` are the fields the grid fills in per cell (data, model, method...); `extra` are the
-    section's own fields, or replace a step field whose meaning differs in a grid (a tuple of values).
-    """
-    hints = typing.get_type_hints(cls)
-    replaced = {e[0] for e in extra}
-    specs: list[tuple[str, Any, Any]] = []
-    for f in dataclasses.fields(cls):
-        if f.name in drop or f.name in replaced:
-            continue
-        if f.default_factory is not dataclasses.MISSING:
-            spec = field(default_factory=f.default_factory, metadata=f.metadata)
-        else:
-            spec = field(default=f.default, metadata=f.metadata)
-        specs.append((f.name, hints[f.name], spec))
-    made = dataclasses.make_dataclass(name, [*specs, *extra], frozen=True, namespace={"__doc__": doc})
-    made.__module__ = __name__
-    return made
+    direct_max_tokens: int | None = setting(None, "Most tokens per answer of a direct cell (default by method: 16).")
 
 
-# The grid's axes and the run's own paths, filled in per cell.
-_CELL_FIELDS = ("data", "split", "model", "cache", "extra")
+@dataclass(frozen=True, kw_only=True)
+class ReferenceSettings(ReferencesOptions):
+    """Rec-SAVER references: one pool per verify rule (Table 9 compares exact with none). `limit` left null
+    takes predict.limit; the engine fields are predict's."""
 
-PredictSettings = section(
-    PredictConfig, "PredictSettings",
-    "Every zero-shot cell's PredictConfig fields. `max_tokens` is for CoT cells, `direct_max_tokens` for "
-    "direct ones (both default by method, schema.METHOD_DEFAULTS). The engine fields (n_ctx, base_urls, "
-    "concurrency, balance) also serve the references and distill-sample cells.",
-    drop=(*_CELL_FIELDS, "method", "ablation", "one_shot_reasoning"),
-    extra=(("direct_max_tokens", int | None,
-            setting(None, "Most tokens per answer of a direct cell (default by method: 16).")),))
-
-ReferenceSettings = section(
-    ReferencesConfig, "ReferenceSettings",
-    "Rec-SAVER references: ReferencesConfig's fields; one pool per verify rule (Table 9 compares exact with "
-    "none). `limit` left null takes predict.limit; the engine fields are predict's.",
-    drop=(*_CELL_FIELDS, "top_p", "n_ctx", "base_urls", "concurrency", "balance", "leak_patterns"),
-    extra=(("verify", tuple[str, ...], setting(("exact",), "Verify rules, one pool each.", choices=VERIFY_RULES)),
-           ("enabled", bool, setting(False, "Generate references (and score reasoning against them).")),
-           ("model", str | None, setting(None, "Writer and verifier (default: each model of the grid)."))))
+    verify: tuple[str, ...] = setting(("exact",), "Verify rules, one pool each.", choices=VERIFY_RULES)
+    enabled: bool = setting(False, "Generate references (and score reasoning against them).")
+    model: str | None = setting(None, "Writer and verifier (default: each model of the grid).")
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,8 @@ def validate(cfg: ExperimentConfig, loader: Loader) -> None:
         check_sampling(cfg.predict.samples, cfg.predict.temperature)
     except ValueError as e:
         raise loader.fail(("predict", "samples"), str(e)) from None
+    if cfg.predict.cache is not None:
+        raise loader.fail(("predict", "cache"), "the experiment's generation cache is the top-level `cache` key")
     if cfg.references.enabled and not (cfg.references.model or cfg.models):
         raise loader.fail(("references", "model"), "references need a model (or a models list)")
     for n in ("max_tokens", "direct_max_tokens", "samples", "n_ctx"):

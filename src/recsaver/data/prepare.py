@@ -21,12 +21,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .. import __version__
-from ..config.schema import DOMAINS
+from ..config.schema import DOMAINS, check_choices, setting
 from .clean import clean_text
 from .records import RATINGS, Example, HistoryEntry, Item, Target, example_id, write_json, write_jsonl
 from .sources import (
     FastPathUnavailable,
     FieldCaps,
+    Layout,
     OnBadLine,
     ReadReport,
     detect_review_layout,
@@ -52,27 +53,32 @@ _SCHEMA = pa.schema(
 
 @dataclass(frozen=True)
 class PrepareConfig:
-    domain: Domain
+    domain: str = setting(help="Prompt wording and brand fallbacks.", choices=DOMAINS)
     min_history: int = 4
     max_history: int = 10
-    targets: Literal["all", "last"] = "all"
+    targets: str = setting("all", "Every eligible review, or each user's last one.", choices=("all", "last"))
     # "skip": a review with more than max_history earlier reviews is not a target (the
     # paper's 4 <= |H_u| <= 10); "truncate": it is, with the most recent max_history.
-    history_overflow: Literal["skip", "truncate"] = "skip"
+    history_overflow: str = setting("skip", "Targets with more than max_history earlier reviews.",
+                                    choices=("skip", "truncate"))
     train_per_label: int = 800
     test_per_label: int = 100
     # Share of users that go to test; None = test_per_label / (train_per_label + test_per_label),
     # so scarce labels run short in both splits in proportion.
     test_fraction: float | None = None
     seed: int = 0
-    on_bad_line: OnBadLine = "error"
+    on_bad_line: str = setting("error", "Stop at a bad line, or skip and count it.", choices=("error", "skip"))
     caps: FieldCaps = field(default_factory=FieldCaps)
     batch_rows: int = 200_000
     memory_limit: str = "3GB"
 
+    @property
+    def bad_lines(self) -> OnBadLine:
+        """`on_bad_line` (text from the CLI or a config) as the readers' literal."""
+        return "skip" if self.on_bad_line == "skip" else "error"
+
     def __post_init__(self) -> None:
-        if self.domain not in DOMAINS:
-            raise ValueError(f"domain must be one of {DOMAINS}, got {self.domain!r}")
+        check_choices(self)
         if not 1 <= self.min_history <= self.max_history:
             raise ValueError(f"need 1 <= min_history <= max_history, got {self.min_history}, {self.max_history}")
         if self.targets not in ("all", "last") or self.history_overflow not in ("skip", "truncate"):
@@ -124,7 +130,7 @@ def _stream_to_parquet(
     return layout
 
 
-def _stream_rows(reviews: Path, layout: str, work: Path, cfg: PrepareConfig, report: ReadReport,
+def _stream_rows(reviews: Path, layout: Layout, work: Path, cfg: PrepareConfig, report: ReadReport,
                  progress: Progress | None, total: int) -> None:
     """The line-by-line reader: exact line and field in every error, and `--on-bad-line skip`."""
     on_progress = (lambda done: progress("read reviews", done, total)) if progress else None
@@ -140,7 +146,7 @@ def _stream_rows(reviews: Path, layout: str, work: Path, cfg: PrepareConfig, rep
             cols = [[] for _ in _SCHEMA]
 
     appenders = [c.append for c in cols]
-    for row in iter_reviews(reviews, layout, report, cfg.on_bad_line, on_progress):  # type: ignore[arg-type]
+    for row in iter_reviews(reviews, layout, report, cfg.bad_lines, on_progress):
         for append, value in zip(appenders, row):
             append(value)
         if len(cols[0]) >= cfg.batch_rows:
@@ -324,7 +330,7 @@ def prepare(
     if meta is not None:
         total = Path(meta).stat().st_size
         on_meta = (lambda done: progress("read metadata", done, total)) if progress else None
-        items = read_meta(Path(meta), cfg.domain, wanted, meta_report, cfg.caps, cfg.on_bad_line, on_meta)
+        items = read_meta(Path(meta), cfg.domain, wanted, meta_report, cfg.caps, cfg.bad_lines, on_meta)
 
     splits: dict[str, list[Example]] = {"train": [], "test": []}
     for raw in raw_examples:

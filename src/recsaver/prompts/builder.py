@@ -44,6 +44,13 @@ Ablation = Literal["none", "no-review", "no-review-no-rating", "no-description",
 assert get_args(Method) == METHODS and get_args(Ablation) == ABLATIONS, "config.schema and prompts disagree"
 
 
+def as_method(value: object) -> Method:
+    """`value` as a `Method` (e.g. from a step config), or a ValueError."""
+    if value == "cot" or value == "direct":
+        return value
+    raise ValueError(f"method must be one of {METHODS}, got {value!r}")
+
+
 def _is_ablation(value: object) -> TypeGuard[Ablation]:
     return value in ABLATIONS
 

@@ -27,7 +27,7 @@ from .references import ReferencesConfig, run_references
 from .score import EmptyPoolsError, run_score
 
 # The sample has 10 users a domain; these sizes keep every split non-empty.
-DEMO_SPLIT = {"train_per_label": 4, "test_per_label": 2, "test_fraction": 0.3}
+DEMO_SPLIT: dict[str, Any] = {"train_per_label": 4, "test_per_label": 2, "test_fraction": 0.3}
 
 
 @dataclass(frozen=True)

@@ -152,8 +152,7 @@ def build_sft(teacher: Path, filter: str, out: Path, rating_only: bool = False) 
     teacher, out = Path(teacher), Path(out)
     examples, rows = load_teacher(teacher)
     domain = next(iter(examples.values())).domain
-    method = "direct" if rating_only else "cot"
-    builder = PromptBuilder(domain, PromptOptions(method=method))
+    builder = PromptBuilder(domain, PromptOptions(method="direct" if rating_only else "cot"))
     cot = PromptBuilder(domain, PromptOptions(method="cot"))
 
     dropped: Counter[str] = Counter()
@@ -189,7 +188,8 @@ def build_sft(teacher: Path, filter: str, out: Path, rating_only: bool = False) 
     write_jsonl(out / "train.jsonl", train)
     stats = {
         "teacher": str(teacher), "filter": filter, "target": "rating-only" if rating_only else "reasoning",
-        "method": method, "domain": domain, "rows": len(train), "examples": len(examples), "samples": len(rows),
+        "method": "direct" if rating_only else "cot", "domain": domain, "rows": len(train),
+        "examples": len(examples), "samples": len(rows),
         "dropped": dict(dropped), "rows_per_label": _per_label(r["rating_true"] for r in train),
         "kept_per_filter": per_filter,
     }

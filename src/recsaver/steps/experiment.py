@@ -202,7 +202,8 @@ class ExperimentRunner:
         from ..sample import sample_files
 
         spec = self.cfg.domain(domain)
-        files = sample_files(domain) if spec.sample else (Path(spec.reviews), Path(spec.meta) if spec.meta else None)
+        files = (sample_files(domain) if spec.sample
+                 else (Path(str(spec.reviews)), Path(spec.meta) if spec.meta else None))
         out = {}
         for f in files:
             if f is None:
@@ -242,7 +243,7 @@ class ExperimentRunner:
             from .experiment_distill import student_model
 
             model = student_model(self, cell.labels["model"][1:])
-        shared = {k: v for k, v in asdict(p).items() if k != "direct_max_tokens"}
+        shared = {k: v for k, v in asdict(p).items() if k not in ("direct_max_tokens", "cache")}
         return PredictConfig(**{
             **shared, "data": str(self.data_dir(cell.domain)), "split": self.cfg.split,
             "model": model or cell.labels["model"], "method": method, "ablation": cell.labels.get("ablation", "none"),
@@ -253,7 +254,7 @@ class ExperimentRunner:
         from .references import ReferencesConfig
 
         r, p = self.cfg.references, self.cfg.predict
-        own = {k: v for k, v in asdict(r).items() if k not in ("verify", "enabled", "model")}
+        own = {k: v for k, v in asdict(r).items() if k not in ("verify", "enabled", "model")}  # + samples, T...
         engine = {k: getattr(p, k) for k in ("n_ctx", "base_urls", "concurrency", "balance")}
         return ReferencesConfig(**{
             **own, **engine, "data": str(self.data_dir(cell.domain)), "split": self.cfg.split,
@@ -299,13 +300,13 @@ class ExperimentRunner:
         from ..sample import sample_files
 
         spec, p = self.cfg.domain(cell.domain), self.cfg.prepare
-        reviews, meta = sample_files(cell.domain) if spec.sample else (Path(spec.reviews),
+        reviews, meta = sample_files(cell.domain) if spec.sample else (Path(str(spec.reviews)),
                                                                          Path(spec.meta) if spec.meta else None)
         pcfg = PrepareConfig(
-            domain=cell.domain, min_history=p.min_history, max_history=p.max_history,  # type: ignore[arg-type]
-            targets=p.targets, history_overflow=p.history_overflow,  # type: ignore[arg-type]
+            domain=cell.domain, min_history=p.min_history, max_history=p.max_history,
+            targets=p.targets, history_overflow=p.history_overflow,
             train_per_label=p.train_per_label, test_per_label=p.test_per_label, test_fraction=p.test_fraction,
-            seed=p.seed, on_bad_line=p.on_bad_line,  # type: ignore[arg-type]
+            seed=p.seed, on_bad_line=p.on_bad_line,
             caps=FieldCaps(description=p.max_description_chars, review_text=p.max_review_chars))
         result = prepare(reviews, meta, folder, pcfg)
         return {"examples": result.stats["examples"], "warnings": result.warnings}

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..data.records import read_jsonl, write_json, write_jsonl
+from ..models import file_sha256
 from ..training.rows import load_rows, tokenize_rows
 from ..training.trainer import (
     LogHook,
@@ -33,7 +34,6 @@ from ..training.trainer import (
     resolve_student,
     training_arguments,
 )
-from ..models import file_sha256
 from .runs import write_run
 
 # A resumed run must train the same thing: these fields may not change between the runs.

@@ -19,6 +19,7 @@ from ..config.schema import PredictConfig
 from ..data.records import Example, Prediction, load_examples, write_jsonl
 from ..metrics import rating_metrics
 from ..prompts import OneShot, ParsedAnswer, PromptBuilder, PromptOptions, choose_one_shot, parse_answer
+from ..prompts.builder import as_ablation, as_method
 from ..prompts.grammar import rating_grammar
 from .engine import cached_backend
 from .runs import no_metrics, write_run
@@ -44,7 +45,8 @@ def make_builder(cfg: PredictConfig, examples: Sequence[Example]) -> PromptBuild
         shot = choose_one_shot(train, exclude_users={e.user_id for e in examples}, seed=cfg.seed)
         reasoning = cfg.one_shot_reasoning or default_one_shot_reasoning(shot)
         one_shot = OneShot(example=shot, reasoning=reasoning)
-    return PromptBuilder(domain, PromptOptions(method=cfg.method, ablation=cfg.ablation), one_shot=one_shot)
+    options = PromptOptions(method=as_method(cfg.method), ablation=as_ablation(cfg.ablation))
+    return PromptBuilder(domain, options, one_shot=one_shot)
 
 
 def default_one_shot_reasoning(example: Example) -> str:
@@ -65,7 +67,7 @@ def default_one_shot_reasoning(example: Example) -> str:
 def build_requests(cfg: PredictConfig, builder: PromptBuilder, examples: Sequence[Example],
                    backend: Backend) -> tuple[list[GenerationRequest], dict[str, int]]:
     """One request per example and sample; histories trimmed (oldest first) to fit the context."""
-    params = SamplingParams(temperature=cfg.temperature, top_p=cfg.top_p, max_tokens=cfg.max_tokens, seed=cfg.seed)
+    params = SamplingParams(temperature=cfg.temperature, top_p=cfg.top_p, max_tokens=cfg.tokens, seed=cfg.seed)
     # Unbounded lines: bounded repetition is slow in llama.cpp; an answer that runs out of
     # tokens gets its rating forced from P(1..5) instead (see `aggregate`).
     grammar = rating_grammar(cfg.method, max_lines=8, max_line_chars=None) if cfg.grammar else None
@@ -73,9 +75,10 @@ def build_requests(cfg: PredictConfig, builder: PromptBuilder, examples: Sequenc
     def count(text: str) -> int:
         return backend.count_tokens(GenerationRequest.from_messages([{"role": "user", "content": text}]))
 
-    requests, dropped = [], {}
+    requests: list[GenerationRequest] = []
+    dropped: dict[str, int] = {}
     for ex in examples:
-        fitted, n_dropped = builder.fit(ex, count, backend.context_length - cfg.max_tokens - 16)
+        fitted, n_dropped = builder.fit(ex, count, backend.context_length - cfg.tokens - 16)
         if n_dropped:
             dropped[ex.example_id] = n_dropped
         base = GenerationRequest.from_messages(builder.messages(fitted), params=params, grammar=grammar,
