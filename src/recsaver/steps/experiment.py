@@ -24,19 +24,8 @@ import orjson
 from ..config import ExperimentConfig, config_dict, config_hash
 from ..data.records import read_jsonl, write_json
 from ..models import file_sha256
+from .cells import STEPS, hashed
 from .score import EmptyPoolsError
-
-# What a finished cell of each kind must hold besides cell.json.
-OUTPUTS = {
-    "data": ("train.jsonl", "test.jsonl", "stats.json"),
-    "baseline": ("predictions.jsonl", "metrics.json", "run.json"),
-    "predict": ("predictions.jsonl", "metrics.json", "run.json"),
-    "references": ("references.jsonl", "summary.json", "run.json"),
-    "score": ("text_scores.jsonl", "text_metrics.json"),
-    "distill-sample": (),
-    "sft": (),
-    "finetune": (),
-}
 
 
 @dataclass(frozen=True)
@@ -146,7 +135,7 @@ class ExperimentRunner:
                     result = self.execute(cell)
                 except EmptyPoolsError as e:  # nothing to score against: recorded and said, the grid goes on
                     result, status = {"error": str(e)}, "empty-pools"
-                    for stale in OUTPUTS.get(cell.kind, ()):  # an earlier run's scores must not stand in
+                    for stale in STEPS[cell.kind].outputs:  # an earlier run's scores must not stand in
                         (self.path(cell.name) / stale).unlink(missing_ok=True)
                 write_json(self.path(cell.name) / "cell.json", {
                     "name": cell.name, "kind": cell.kind, "domain": cell.domain, "labels": cell.labels,
@@ -173,7 +162,7 @@ class ExperimentRunner:
             stored = orjson.loads(marker.read_bytes())
         except orjson.JSONDecodeError:
             return False
-        return (stored.get("hash") == digest and all((folder / f).exists() for f in OUTPUTS.get(cell.kind, ()))
+        return (stored.get("hash") == digest and all((folder / f).exists() for f in STEPS[cell.kind].outputs)
                 and not self.incomplete(cell))
 
     def incomplete(self, cell: Cell) -> bool:
@@ -215,51 +204,8 @@ class ExperimentRunner:
         return out
 
     def settings(self, cell: Cell) -> dict[str, Any]:
-        c = self.cfg
-        if cell.kind == "data":
-            return asdict(c.prepare)
-        if cell.kind == "baseline":
-            return {"split": c.split, "limit": c.predict.limit}
-        if cell.kind == "predict":
-            # A student's model path is covered by its finetune cell's hash (a dep), so it is left out.
-            drop = ("data", "cache", "model") if str(cell.labels["model"]).startswith("@") else ("data", "cache")
-            return {k: v for k, v in asdict(self.predict_config(cell)).items() if k not in drop}
-        if cell.kind == "references":
-            return {k: v for k, v in asdict(self.references_config(cell)).items() if k not in ("data", "cache")}
-        if cell.kind == "score":
-            return {"metrics": list(self.metrics), "resamples": c.score.resamples, "seed": c.score.seed}
-        from .experiment_distill import distill_settings
-
-        return distill_settings(self, cell)
-
-    # -- step configs ----------------------------------------------------------------------
-
-    def predict_config(self, cell: Cell, model: str | None = None) -> Any:
-        """The cell's PredictConfig: the predict section's fields as they are, the grid's axes per cell."""
-        from .predict import PredictConfig
-
-        p, method = self.cfg.predict, cell.labels["method"]
-        if model is None and str(cell.labels["model"]).startswith("@"):
-            from .experiment_distill import student_model
-
-            model = student_model(self, cell.labels["model"][1:])
-        shared = {k: v for k, v in asdict(p).items() if k not in ("direct_max_tokens", "cache")}
-        return PredictConfig(**{
-            **shared, "data": str(self.data_dir(cell.domain)), "split": self.cfg.split,
-            "model": model or cell.labels["model"], "method": method, "ablation": cell.labels.get("ablation", "none"),
-            "max_tokens": p.max_tokens if method == "cot" else p.direct_max_tokens, "cache": self.cache})
-
-    def references_config(self, cell: Cell) -> Any:
-        """The cell's ReferencesConfig: the references section's fields, the engine fields of predict."""
-        from .references import ReferencesConfig
-
-        r, p = self.cfg.references, self.cfg.predict
-        own = {k: v for k, v in asdict(r).items() if k not in ("verify", "enabled", "model")}  # + samples, T...
-        engine = {k: getattr(p, k) for k in ("n_ctx", "base_urls", "concurrency", "balance")}
-        return ReferencesConfig(**{
-            **own, **engine, "data": str(self.data_dir(cell.domain)), "split": self.cfg.split,
-            "model": cell.labels["model"], "verify": cell.labels["verify"],
-            "limit": r.limit if r.limit is not None else p.limit, "cache": self.cache})
+        """The cell's settings as they enter its hash (cells.NOT_HASHED left out, the same for every kind)."""
+        return hashed(STEPS[cell.kind].settings(self, cell))
 
     # -- execution -------------------------------------------------------------------------
 
@@ -267,49 +213,7 @@ class ExperimentRunner:
         return self.hooks.generation() if self.hooks.generation else nullcontext((None, None))
 
     def execute(self, cell: Cell) -> dict[str, Any]:
-        folder = self.path(cell.name)
-        if cell.kind == "data":
-            return self.run_data(cell, folder)
-        if cell.kind == "baseline":
-            from .baseline import run_baseline
-
-            metrics = run_baseline(self.data_dir(cell.domain), self.cfg.split, folder, self.cfg.predict.limit)
-            return {"metrics": _values(metrics)}
-        if cell.kind == "predict":
-            from .predict import run_predict
-
-            with self.generation() as (on_start, on_result):
-                metrics = run_predict(self.predict_config(cell), folder, on_result=on_result, on_start=on_start)
-            return {"metrics": _values(metrics)}
-        if cell.kind == "references":
-            from .references import run_references
-
-            bar = self.hooks.examples("references") if self.hooks.examples else nullcontext(None)
-            with bar as update:
-                summary = run_references(self.references_config(cell), folder, on_example=update)
-            return {"coverage": summary["coverage"], "mean_pool_size": summary["mean_pool_size"]}
-        if cell.kind == "score":
-            return self.run_score(cell, folder)
-        from .experiment_distill import execute_distill
-
-        return execute_distill(self, cell, folder)
-
-    def run_data(self, cell: Cell, folder: Path) -> dict[str, Any]:
-        from ..data.prepare import PrepareConfig, prepare
-        from ..data.sources import FieldCaps
-        from ..sample import sample_files
-
-        spec, p = self.cfg.domain(cell.domain), self.cfg.prepare
-        reviews, meta = sample_files(cell.domain) if spec.sample else (Path(str(spec.reviews)),
-                                                                         Path(spec.meta) if spec.meta else None)
-        pcfg = PrepareConfig(
-            domain=cell.domain, min_history=p.min_history, max_history=p.max_history,
-            targets=p.targets, history_overflow=p.history_overflow,
-            train_per_label=p.train_per_label, test_per_label=p.test_per_label, test_fraction=p.test_fraction,
-            seed=p.seed, on_bad_line=p.on_bad_line,
-            caps=FieldCaps(description=p.max_description_chars, review_text=p.max_review_chars))
-        result = prepare(reviews, meta, folder, pcfg)
-        return {"examples": result.stats["examples"], "warnings": result.warnings}
+        return STEPS[cell.kind].run(self, cell, self.path(cell.name))
 
     def scorer(self) -> Any:
         """One TextScorer for the whole grid: BERTScore's encoder loads once."""
@@ -318,15 +222,6 @@ class ExperimentRunner:
 
             self._scorer = TextScorer(self.metrics)
         return self._scorer
-
-    def run_score(self, cell: Cell, folder: Path) -> dict[str, Any]:
-        from .score import run_score
-
-        predict_dir, refs_dir = (self.path(d) for d in cell.deps)
-        result = run_score(predict_dir, refs_dir, self.metrics, folder,
-                           n_resamples=self.cfg.score.resamples, seed=self.cfg.score.seed, scorer=self.scorer())
-        return {"n_scored": result["overall"]["n_scored"],
-                "means": {m: v["mean"] for m, v in result["overall"]["metrics"].items()}}
 
 
 def incomplete_cells(record: dict[str, Any]) -> list[str]:
@@ -337,10 +232,6 @@ def incomplete_cells(record: dict[str, Any]) -> list[str]:
 def empty_pool_cells(record: dict[str, Any]) -> list[str]:
     """Names of the score cells that had no reference to score against (every pool empty)."""
     return [c["name"] for c in record["cells"] if c["status"] == "empty-pools"]
-
-
-def _values(metrics: dict[str, Any]) -> dict[str, float]:
-    return {name: m["value"] for name, m in metrics["metrics"].items()}
 
 
 def load_experiment(folder: Path) -> dict[str, Any]:

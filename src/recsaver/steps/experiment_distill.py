@@ -11,9 +11,8 @@ when a config has a `distill` section, with a clear error when they are missing.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import orjson
 
@@ -102,17 +101,6 @@ def finetune_config(runner: ExperimentRunner, cell: Cell) -> Any:
     return _config(cls, given, dict(d.finetune), "finetune")
 
 
-def distill_settings(runner: ExperimentRunner, cell: Cell) -> dict[str, Any]:
-    """Hash inputs of a distillation cell (without paths)."""
-    if cell.kind == "distill-sample":
-        # balance only picks which server answers; left out so cells hashed before it existed still resume.
-        drop = ("data", "cache", "balance")
-        return {k: v for k, v in asdict(sample_config(runner, cell)).items() if k not in drop}
-    if cell.kind == "finetune":
-        return {k: v for k, v in asdict(finetune_config(runner, cell)).items() if k not in ("train", "resume")}
-    return {}
-
-
 def student_model(runner: ExperimentRunner, tune_cell: str) -> str:
     folder = runner.path(tune_cell)
     if not (folder / "cell.json").exists():
@@ -123,20 +111,47 @@ def student_model(runner: ExperimentRunner, tune_cell: str) -> str:
 
 
 
-def execute_distill(runner: ExperimentRunner, cell: Cell, folder: Path) -> dict[str, Any]:
-    if cell.kind == "distill-sample":
-        api = _api("distill")
+class SampleStep:
+    """Teacher samples on the train split (`run_distill_sample`)."""
+
+    kind: ClassVar[str] = "distill-sample"
+    outputs: ClassVar[tuple[str, ...]] = ()
+
+    def settings(self, runner: ExperimentRunner, cell: Cell) -> Any:
+        return sample_config(runner, cell)
+
+    def run(self, runner: ExperimentRunner, cell: Cell, folder: Path) -> dict[str, Any]:
         with runner.generation() as (on_start, on_result):
-            return dict(api.run_distill_sample(sample_config(runner, cell), folder, on_result=on_result,
-                                               on_start=on_start))
-    if cell.kind == "sft":
-        api = _api("distill")
-        return dict(api.build_sft(runner.path(cell.deps[0]), cell.labels["filter"], folder,
-                                  rating_only=cell.labels["rating_only"]))
-    if cell.kind == "finetune":
+            return dict(_api("distill").run_distill_sample(sample_config(runner, cell), folder, on_result=on_result,
+                                                           on_start=on_start))
+
+
+class SftStep:
+    """One SFT set per filter and target (`build_sft`); its settings are its labels and its dep."""
+
+    kind: ClassVar[str] = "sft"
+    outputs: ClassVar[tuple[str, ...]] = ()
+
+    def settings(self, runner: ExperimentRunner, cell: Cell) -> Any:
+        return {}
+
+    def run(self, runner: ExperimentRunner, cell: Cell, folder: Path) -> dict[str, Any]:
+        return dict(_api("distill").build_sft(runner.path(cell.deps[0]), cell.labels["filter"], folder,
+                                              rating_only=cell.labels["rating_only"]))
+
+
+class FinetuneStep:
+    """One student per base model and SFT set (`run_finetune`)."""
+
+    kind: ClassVar[str] = "finetune"
+    outputs: ClassVar[tuple[str, ...]] = ()
+
+    def settings(self, runner: ExperimentRunner, cell: Cell) -> Any:
+        return finetune_config(runner, cell)
+
+    def run(self, runner: ExperimentRunner, cell: Cell, folder: Path) -> dict[str, Any]:
         if (folder / "cell.json").exists():
             # Settings changed since this student was trained: keep the old one beside, train afresh.
             old = orjson.loads((folder / "cell.json").read_bytes()).get("hash", "old")
             folder.rename(folder.with_name(f"{folder.name}.stale-{old}"))
         return dict(_api("finetune").run_finetune(finetune_config(runner, cell), folder))
-    raise ValueError(f"unknown cell kind {cell.kind!r} in {cell.name}")
