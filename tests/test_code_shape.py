@@ -42,8 +42,8 @@ def test_config_imports_nothing_above_it() -> None:
     assert not {k: v for k, v in upward.items() if v}, upward
 
 
-def test_report_does_not_import_steps() -> None:
-    bad = [str(p.relative_to(SRC)) for p in (SRC / "report").rglob("*.py") if "steps" in project_imports(p)]
+def test_reports_does_not_import_steps() -> None:
+    bad = [str(p.relative_to(SRC)) for p in (SRC / "reports").rglob("*.py") if "steps" in project_imports(p)]
     assert not bad, bad
 
 

@@ -47,18 +47,6 @@ SIGNIFICANCE = "significance.json"  # an experiment folder: the paper tables' si
 FINETUNE_CONFIG = "finetune_config.json"  # finetune: the resolved config
 TRAIN_LOG = "train_log.jsonl"  # finetune: one line per optimizer step
 
-# What a finished cell of each kind holds besides cell.json (an experiment's resume check).
-OUTPUTS: dict[str, tuple[str, ...]] = {
-    "data": (TRAIN, TEST, STATS),
-    "baseline": (PREDICTIONS, METRICS, RUN),
-    "predict": (PREDICTIONS, METRICS, RUN),
-    "references": (REFERENCES, SUMMARY, RUN),
-    "score": (TEXT_SCORES, TEXT_METRICS),
-    "distill-sample": (),
-    "sft": (),
-    "finetune": (),
-}
-
 EXPERIMENT_KIND = "experiment"
 RATING_KINDS = ("predict", "baseline")  # folders with predictions.jsonl and (unless all failed) metrics.json
 
@@ -386,6 +374,6 @@ class RunStore:
     def write_experiment(self, record: dict[str, Any]) -> None:
         write_json(self.experiment_path, record)
 
-    def finished(self, kind: str) -> bool:
-        """Whether every output a cell of `kind` must hold is here (see OUTPUTS)."""
-        return all((self.folder / name).exists() for name in OUTPUTS.get(kind, ()))
+    def has(self, names: Iterable[str]) -> bool:
+        """Whether every named artifact is here (a cell's resume check with its step's `outputs`)."""
+        return all((self.folder / name).exists() for name in names)

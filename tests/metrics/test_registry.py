@@ -26,7 +26,7 @@ from recsaver.metrics.text import (
 from recsaver.metrics.text.bleu import Bleu
 from recsaver.metrics.text.metric import METRIC_MEMBERS
 from recsaver.metrics.text.rouge import Rouge1
-from recsaver.report.paper import text_columns
+from recsaver.reports.paper import text_columns
 
 from .toy_metric import LengthRatio
 

@@ -33,14 +33,17 @@ def cache_keys(tmp: Path) -> dict[str, str]:
     from recsaver.data.prepare import PrepareConfig, prepare
     from recsaver.prompts import ABLATIONS, PromptBuilder, PromptOptions
     from recsaver.sample import sample_files
-    from recsaver.steps.demo import DEMO_SPLIT
+    from recsaver.steps.demo import demo_config
     from recsaver.steps.distill import DistillSampleConfig
     from recsaver.steps.engine import cached_backend
     from recsaver.steps.predict import PredictConfig, build_requests, load_split, make_builder
     from recsaver.steps.references import ReferenceGenerator, ReferencesConfig
 
     data = tmp / "beauty"
-    prepare(*sample_files("beauty"), data, PrepareConfig(domain="beauty", **DEMO_SPLIT))
+    split = demo_config().prepare  # the demo's sizes: the sample has 10 users a domain
+    prepare(*sample_files("beauty"), data, PrepareConfig(domain="beauty", train_per_label=split.train_per_label,
+                                                         test_per_label=split.test_per_label,
+                                                         test_fraction=split.test_fraction))
     examples = load_split(data, "test")
     cache = str(tmp / "cache.sqlite")
     out: dict[str, str] = {}

@@ -11,7 +11,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from recsaver.cli.experiment import register
+from recsaver.cli import experiment, report
 
 REPO = Path(__file__).resolve().parents[2]
 SMOKE = REPO / "configs" / "smoke.yaml"
@@ -21,7 +21,8 @@ _MEMO: dict[str, Any] = {}
 
 def cli() -> typer.Typer:
     app = typer.Typer()
-    register(app)
+    experiment.register(app)
+    report.register(app)
     return app
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from recsaver.report.html import build_report
+from recsaver.reports.html import build_report
 from tests.report.smoke import smoke_experiment
 
 pytestmark = pytest.mark.slow

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from recsaver.report.html import build_report, classify
+from recsaver.reports.html import build_report, classify
 from tests.report.smoke import cli, smoke_experiment
 
 pytestmark = pytest.mark.slow

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from recsaver.report.tables import Row, Table, Value, fmt, to_html, to_latex, to_markdown, write_tables
+from recsaver.reports.tables import Row, Table, Value, fmt, to_html, to_latex, to_markdown, write_tables
 
 TABLE = Table(
     "table3", "Table 3: test", ("Binary Acc.", "Multi. MAE"),

@@ -59,7 +59,7 @@ def byte_progress(enabled: bool = True) -> Iterator[Callable[[str, int, int], No
 
 
 def print_metrics(result: dict[str, Any], title: str) -> None:
-    from ..report import metrics_table
+    from ..reports import metrics_table
 
     out_console.print(metrics_table(result, title))
 

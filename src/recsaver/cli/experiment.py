@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -25,11 +25,17 @@ def experiment_run(
 ) -> None:
     """Run (or resume) every cell of the grid, then write the paper tables into the experiment folder."""
     from ..config import load_config
-    from ..steps.experiment import Hooks, empty_pool_cells, incomplete_cells, run_experiment
-    from ..steps.runs import EXIT_INCOMPLETE
 
     cfg = load_config(config, set_)
     folder = out or Path(cfg.out or f"runs/{cfg.name}")
+    record = run_grid(cfg, folder, progress)
+    exit_for(record, folder, empty_pools_fail=True)
+
+
+def run_grid(cfg: Any, folder: Path, progress: bool, run: Callable[..., dict[str, Any]] | None = None
+             ) -> dict[str, Any]:
+    """Run (or resume) a grid with progress bars, then print what ran and the paper tables."""
+    from ..steps.experiment import Hooks, run_experiment
 
     def on_cell(k: int, total: int, cell: Any, status: str) -> None:
         tag = "[dim]skip (done, same config)[/]" if status == "skipped" else "[bold]run[/]"
@@ -45,7 +51,7 @@ def experiment_run(
         with count_progress(progress, what) as update:
             yield update
 
-    record = run_experiment(cfg, folder, Hooks(on_cell=on_cell, generation=generation, examples=examples))
+    record = (run or run_experiment)(cfg, folder, Hooks(on_cell=on_cell, generation=generation, examples=examples))
     ran = sum(c["status"] != "skipped" for c in record["cells"])
     out_console.print(f"{len(record['cells'])} cells ({ran} ran, {len(record['cells']) - ran} skipped); "
                       f"config hash {record['config_hash']}")
@@ -54,17 +60,41 @@ def experiment_run(
     md = Path(folder) / "tables.md"
     if md.exists():
         out_console.print(md.read_text(), markup=False, highlight=False, soft_wrap=True)
+    say_quality_warnings(record, folder)
+    return record
+
+
+def say_quality_warnings(record: dict[str, Any], folder: Path) -> None:
+    """Each prediction cell's degenerate-output warnings (steps/predict.py quality_warnings), as predict says them."""
+    from ..store import RunStore
+
+    for cell in record["cells"]:
+        if cell["kind"] != "predict":
+            continue
+        metrics = RunStore(Path(folder) / cell["name"]).read_metrics() or {}
+        for w in metrics.get("warnings", []):
+            err_console.print(f"[bold yellow]warning:[/] {cell['name']}: {w}", highlight=False, soft_wrap=True)
+
+
+def exit_for(record: dict[str, Any], folder: Path, empty_pools_fail: bool) -> None:
+    """Say which cells have empty pools or failed calls; exit 3 for failed calls, 2 for empty pools
+    (or only warn about them, for the demo, whose small default model often verifies nothing)."""
+    from ..steps.experiment import empty_pool_cells, incomplete_cells
+    from ..steps.runs import EXIT_INCOMPLETE
+
     empty, incomplete = empty_pool_cells(record), incomplete_cells(record)
     if empty:
-        say_cells("error", empty, "had every reference pool empty and have no reasoning scores",
+        say_cells("error" if empty_pools_fail else "warning", empty,
+                  "had every reference pool empty and have no reasoning scores",
                   f"{Path(folder) / empty[0] / 'cell.json'} says why: verification kept no explanation. Set "
-                  "references.verify to 1-off or none, or use a stronger verifier model.")
+                  "references.verify to 1-off or none, or use a stronger verifier model "
+                  "(e.g. llamacpp/qwen2.5-0.5b).")
     if incomplete:
         say_cells("warning", incomplete, "had failed model calls and are incomplete",
                   "Each run.json lists the errors; their failed examples are left out of the tables. Run the "
                   "same command again once the engine works: only those calls are made again.")
         raise typer.Exit(EXIT_INCOMPLETE)
-    if empty:
+    if empty and empty_pools_fail:
         raise typer.Exit(2)
 
 

@@ -22,7 +22,7 @@ def report(
     seed: int = typer.Option(0, help="Seed of the significance tests."),
 ) -> None:
     """One self-contained HTML report (tables, confusion matrices, calibration, distributions, ledger, configs)."""
-    from ..report.html import build_report
+    from ..reports.html import build_report
 
     html_path, md_path = build_report(runs, out, title=title, resamples=resamples, seed=seed)
     out_console.print(f"wrote {html_path} and {md_path}", highlight=False)

@@ -22,8 +22,9 @@ from typing import Any
 import orjson
 
 from ..config import ExperimentConfig, config_dict, config_hash
-from ..data.records import read_jsonl, write_json
+from ..data.records import write_json
 from ..models import file_sha256
+from ..store import load_experiment as load_experiment  # re-exported: moved to store.py
 from .cells import STEPS, hashed
 from .score import EmptyPoolsError
 
@@ -234,27 +235,14 @@ def empty_pool_cells(record: dict[str, Any]) -> list[str]:
     return [c["name"] for c in record["cells"] if c["status"] == "empty-pools"]
 
 
-def load_experiment(folder: Path) -> dict[str, Any]:
-    path = Path(folder) / "experiment.json"
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: not an experiment folder (run `recsaver experiment run` first)")
-    return orjson.loads(path.read_bytes())
-
-
 def run_experiment(cfg: ExperimentConfig, out: Path, hooks: Hooks | None = None) -> dict[str, Any]:
     """Run (or resume) the grid, then write the paper tables (tables.md / .html / .tex) into OUT."""
     record = ExperimentRunner(cfg, out, hooks).run()
-    from ..report.paper import experiment_tables
-    from ..report.tables import write_tables
+    from ..reports.paper import experiment_tables
+    from ..reports.tables import write_tables
 
     tables, tests = experiment_tables(Path(out), record)
     write_json(Path(out) / "significance.json", tests)
     record["tables"] = [str(p) for p in write_tables(tables, Path(out), title=f"{cfg.name}: paper tables")]
     write_json(Path(out) / "experiment.json", record)
     return record
-
-
-def predictions_of(folder: Path) -> list[Any]:
-    from ..data.records import Prediction
-
-    return [Prediction.from_dict(d) for d in read_jsonl(Path(folder) / "predictions.jsonl")]

@@ -16,25 +16,16 @@ from typing import Any
 
 from ..backends.base import Backend, Generation, GenerationRequest, SamplingParams
 from ..config.schema import PredictConfig
-from ..data.records import Example, Prediction, load_examples, write_jsonl
+from ..data.records import Example, Prediction, write_jsonl
 from ..metrics import rating_metrics
 from ..prompts import OneShot, ParsedAnswer, PromptBuilder, PromptOptions, choose_one_shot, parse_answer
 from ..prompts.builder import as_ablation, as_method
 from ..prompts.grammar import rating_grammar
+from ..store import load_split
 from .engine import cached_backend
 from .runs import no_metrics, write_run
 
 ResultHook = Callable[[int, Generation], None]
-
-
-def load_split(data: Path, split: str, limit: int | None = None) -> list[Example]:
-    source = Path(data) / f"{split}.jsonl"
-    if not source.exists():
-        raise FileNotFoundError(f"{source}: no such split file (run `recsaver data prepare` first)")
-    examples = load_examples(source)
-    if not examples:
-        raise ValueError(f"{source}: no examples")
-    return examples[:limit] if limit else examples
 
 
 def make_builder(cfg: PredictConfig, examples: Sequence[Example]) -> PromptBuilder:

@@ -12,22 +12,9 @@ from typing import Any
 
 import orjson
 
-from ..data.records import load_predictions, read_jsonl, write_json, write_jsonl
+from ..data.records import load_predictions, write_json, write_jsonl
 from ..metrics.text import TextScorer, aggregate
-
-
-def _predictions_file(run: Path) -> Path:
-    path = run / "predictions.jsonl" if run.is_dir() else run
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no predictions (run `recsaver predict` first)")
-    return path
-
-
-def load_references(refs: Path) -> dict[str, list[str]]:
-    path = refs / "references.jsonl" if refs.is_dir() else refs
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no references (run `recsaver references` first)")
-    return {row["example_id"]: list(row["references"]) for row in read_jsonl(path)}
+from ..store import load_references, predictions_file
 
 
 class EmptyPoolsError(ValueError):
@@ -59,7 +46,7 @@ def run_score(run: Path, refs: Path, metrics: Sequence[str] | None = None, out: 
               n_resamples: int = 1000, seed: int = 0, scorer: TextScorer | None = None) -> dict[str, Any]:
     """Per-example scores and aggregates, overall and split by rating correctness (Table 11)."""
     run = Path(run)
-    predictions = load_predictions(_predictions_file(run))
+    predictions = load_predictions(predictions_file(run))
     pools = load_references(Path(refs))
     out = Path(out) if out else (run if run.is_dir() else run.parent)
     in_pool = [p for p in predictions if p.example_id in pools]

@@ -177,7 +177,7 @@ def build_report(runs: Sequence[Path], out: Path, title: str = "recsaver report"
         "ratings": list(RATINGS),
         "css": css(),
     }
-    env = Environment(loader=PackageLoader("recsaver.report", "templates"), autoescape=select_autoescape())
+    env = Environment(loader=PackageLoader("recsaver.reports", "templates"), autoescape=select_autoescape())
     env.filters["num"] = num
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

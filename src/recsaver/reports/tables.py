@@ -98,7 +98,7 @@ def to_html(table: Table) -> str:
     """One <table> with row-spanning group cells; used inside the Jinja page templates."""
     from jinja2 import Environment, PackageLoader, select_autoescape
 
-    env = Environment(loader=PackageLoader("recsaver.report", "templates"), autoescape=select_autoescape())
+    env = Environment(loader=PackageLoader("recsaver.reports", "templates"), autoescape=select_autoescape())
     return env.get_template("table.html.j2").render(table=table, groups=groups(table))
 
 
@@ -144,7 +144,7 @@ def write_tables(tables: Sequence[Table], out: Path, title: str, latex: bool = T
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     md = f"# {title}\n\n" + "\n".join(to_markdown(t) for t in tables)
-    env = Environment(loader=PackageLoader("recsaver.report", "templates"), autoescape=select_autoescape())
+    env = Environment(loader=PackageLoader("recsaver.reports", "templates"), autoescape=select_autoescape())
     page = env.get_template("tables.html.j2").render(
         title=title, tables=[(t, to_html(t)) for t in tables], css=css())
     written = [out / "tables.md", out / "tables.html"]
@@ -160,7 +160,7 @@ def write_tables(tables: Sequence[Table], out: Path, title: str, latex: bool = T
 def css() -> str:
     from importlib.resources import files
 
-    return (files("recsaver.report") / "templates" / "report.css").read_text()
+    return (files("recsaver.reports") / "templates" / "report.css").read_text()
 
 
 def _atomic_write(path: Path, text: str) -> None:

@@ -1,0 +1,91 @@
+"""The public Python API: each step as one function with a typed config (`import recsaver`).
+
+Every function takes either a config object or that config's fields as keywords, plus `out`, the
+folder it writes; it returns what the command line prints (metrics, a summary) and writes exactly
+what the command writes, through the same generation cache, so a run from Python and one from the
+shell share every cached call.
+
+    import recsaver
+    reviews, meta = recsaver.sample_files("beauty")
+    recsaver.prepare(reviews, meta, out="work/data", domain="beauty", train_per_label=4, test_per_label=2)
+    metrics = recsaver.predict(data="work/data", method="cot", limit=2, out="work/cot")
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .config.schema import DistillSampleConfig, PredictConfig, ReferencesConfig
+from .data.prepare import PrepareConfig, PrepareResult
+from .steps.finetune import FinetuneConfig
+
+__all__ = ["DistillSampleConfig", "FinetuneConfig", "PredictConfig", "PrepareConfig", "ReferencesConfig",
+           "distill", "experiment", "finetune", "predict", "prepare", "references", "report", "score"]
+
+
+def prepare(reviews: str | Path, meta: str | Path | None = None, *, out: str | Path,
+            config: PrepareConfig | None = None, **fields: Any) -> PrepareResult:
+    """An Amazon review dump (and its metadata) -> OUT/train.jsonl, test.jsonl, stats.json."""
+    from .data.prepare import prepare as run
+
+    return run(Path(reviews), Path(meta) if meta else None, Path(out), config or PrepareConfig(**fields))
+
+
+def predict(config: PredictConfig | None = None, *, out: str | Path, **fields: Any) -> dict[str, Any]:
+    """Zero-shot rating prediction -> OUT/predictions.jsonl, metrics.json, run.json; the metrics."""
+    from .steps.predict import run_predict
+
+    return run_predict(config or PredictConfig(**fields), Path(out))
+
+
+def references(config: ReferencesConfig | None = None, *, out: str | Path, **fields: Any) -> dict[str, Any]:
+    """Rec-SAVER references -> OUT/references.jsonl, summary.json, run.json; the summary."""
+    from .steps.references import run_references
+
+    return run_references(config or ReferencesConfig(**fields), Path(out))
+
+
+def score(predictions: str | Path, references: str | Path, *, out: str | Path | None = None,
+          metrics: Sequence[str] | None = None, resamples: int = 1000, seed: int = 0) -> dict[str, Any]:
+    """Reasoning of a predict run against a references pool (BLEU, ROUGE-1, METEOR, BERTScore...)."""
+    from .steps.score import run_score
+
+    return run_score(Path(predictions), Path(references), metrics, Path(out) if out else None,
+                     n_resamples=resamples, seed=seed)
+
+
+def distill(config: DistillSampleConfig | None = None, *, out: str | Path, filters: Sequence[str] = ("none",),
+            **fields: Any) -> dict[str, Any]:
+    """Teacher samples -> OUT/teacher; one SFT set per filter -> OUT/sft-FILTER. The teacher summary, with
+    `sft` (filter -> the SFT folder's stats)."""
+    from .steps.distill import build_sft, run_distill_sample
+
+    teacher = Path(out) / "teacher"
+    summary = run_distill_sample(config or DistillSampleConfig(**fields), teacher)
+    summary["sft"] = {f: build_sft(teacher, f, Path(out) / f"sft-{f}") for f in filters}
+    return summary
+
+
+def finetune(config: FinetuneConfig | None = None, *, out: str | Path, **fields: Any) -> dict[str, Any]:
+    """Fine-tune a student on SFT rows (`train=` an SFT folder) -> OUT; the training metrics."""
+    from .steps.finetune import run_finetune
+
+    return run_finetune(config or FinetuneConfig(**fields), Path(out))
+
+
+def report(runs: Sequence[str | Path], *, out: str | Path = "report.html", title: str = "recsaver report"
+           ) -> tuple[Path, Path]:
+    """One self-contained HTML report (and Markdown beside it) over run or experiment folders."""
+    from .reports.html import build_report
+
+    return build_report([Path(r) for r in runs], Path(out), title=title)
+
+
+def experiment(config: str | Path, *, out: str | Path, overrides: Sequence[str] = ()) -> dict[str, Any]:
+    """Run (or resume) an experiment config (e.g. configs/table3.yaml) -> OUT; the experiment record."""
+    from .config import load_config
+    from .steps.experiment import run_experiment
+
+    return run_experiment(load_config(config, overrides), Path(out))
