@@ -6,7 +6,9 @@ from pathlib import Path
 
 import typer
 
+from ..data.prepare import PrepareConfig
 from .common import byte_progress, err_console, friendly_errors, out_console
+from .options import with_config
 
 
 def register(app: typer.Typer) -> None:
@@ -18,39 +20,17 @@ def register(app: typer.Typer) -> None:
 
 
 @friendly_errors
+@with_config(PrepareConfig, skip=("caps", "batch_rows", "memory_limit"))
 def data_prepare(
+    cfg: PrepareConfig,
     reviews: Path = typer.Argument(..., help="Review dump (2014/2018/2023 layout, .gz or plain; detected by content)."),
     meta: Path | None = typer.Argument(None, help="Item metadata dump (optional)."),
-    domain: str = typer.Option(..., help="beauty | movies: prompt wording and brand fallbacks."),
     out: Path = typer.Option(..., help="Output folder for train.jsonl, test.jsonl, stats.json."),
-    min_history: int = typer.Option(4, help="Fewest earlier reviews a target needs."),
-    max_history: int = typer.Option(10, help="Most earlier reviews a target may have / history kept."),
-    targets: str = typer.Option("all", help="all | last: every eligible review, or each user's last one."),
-    history_overflow: str = typer.Option("skip", help="skip | truncate targets with more than max-history "
-                                         "earlier reviews."),
-    train_per_label: int = typer.Option(800, help="Train examples per rating label."),
-    test_per_label: int = typer.Option(100, help="Test examples per rating label."),
-    test_fraction: float | None = typer.Option(None, help="Share of users in test (default: test/(train+test))."),
-    seed: int = typer.Option(0, help="Seed for the user split and the sampling."),
-    on_bad_line: str = typer.Option("error", help="error | skip (skipped lines are counted in stats.json)."),
-    max_description_chars: int = typer.Option(600, help="Cap on item descriptions."),
-    max_review_chars: int = typer.Option(1200, help="Cap on review texts."),
     progress: bool = typer.Option(True, help="Show progress bars."),
 ) -> None:
     """Stream a dump, build histories, split users, balance labels."""
-    from ..data.prepare import PrepareConfig, prepare
-    from ..data.sources import FieldCaps
+    from ..data.prepare import prepare
 
-    if on_bad_line not in ("error", "skip"):
-        raise ValueError(f"--on-bad-line must be error or skip, got {on_bad_line!r}")
-    cfg = PrepareConfig(
-        domain=domain,
-        min_history=min_history, max_history=max_history, targets=targets,
-        history_overflow=history_overflow, train_per_label=train_per_label,
-        test_per_label=test_per_label, test_fraction=test_fraction, seed=seed,
-        on_bad_line=on_bad_line,
-        caps=FieldCaps(description=max_description_chars, review_text=max_review_chars),
-    )
     with byte_progress(progress) as update:
         result = prepare(reviews, meta, out, cfg, progress=update)
     for w in result.warnings:

@@ -9,7 +9,7 @@ from typing import Any
 
 import typer
 
-from ..config.schema import DistillSampleConfig
+from ..config.schema import DistillSampleConfig, FinetuneConfig
 from .common import (
     err_console,
     exit_if_incomplete,
@@ -77,38 +77,24 @@ def distill_build(
 
 
 @friendly_errors
+@with_config(FinetuneConfig)
 def finetune(
-    train: Path = typer.Option(..., help="SFT folder (or its train.jsonl) from `recsaver distill build`."),
-    model: str = typer.Option("smollm2-135m", help="Student: built-in name, local HF folder or hub id."),
+    cfg: FinetuneConfig,
+    ctx: typer.Context,
     out: Path = typer.Option(..., help="Output folder: the student, checkpoints/, train_log.jsonl, run.json."),
-    lora: int | None = typer.Option(None, help="LoRA rank (default 8 unless --full)."),
     full: bool = typer.Option(False, help="Train every weight instead of a LoRA adapter."),
-    lora_alpha: int | None = typer.Option(None, help="LoRA alpha (default 2 x rank)."),
-    lora_target: list[str] = typer.Option([], help="LoRA target module names (repeatable; default q, v)."),
-    epochs: float = typer.Option(1.0, help="Passes over the rows."),
-    lr: float = typer.Option(1e-4, help="Learning rate (the paper's 1e-4)."),
-    batch: int = typer.Option(1, help="Rows per device batch."),
-    grad_accum: int = typer.Option(1, help="Batches per optimizer step."),
-    max_length: int = typer.Option(2048, help="Longest row in tokens; longer rows are dropped and counted."),
-    dropout: float = typer.Option(0.25, help="Dropout (LoRA dropout, or the model's rates with --full)."),
-    seed: int = typer.Option(0, help="Seed for initialisation and data order."),
-    max_steps: int | None = typer.Option(None, help="Stop after N optimizer steps (overrides --epochs)."),
-    save_steps: int = typer.Option(50, help="Checkpoint every N steps (and at the end)."),
-    resume: bool = typer.Option(False, help="Continue from the last checkpoint in --out."),
-    merge: bool = typer.Option(True, help="With LoRA, also write OUT/merged (adapter merged into the base)."),
-    threads: int | None = typer.Option(None, help="torch CPU threads (fewer can be faster on a busy CPU)."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
     """Fine-tune a student (LoRA or full) on SFT rows; loss on the target tokens only."""
-    from ..steps.finetune import FinetuneConfig, run_finetune
+    from dataclasses import replace
 
-    if full and lora is not None:
-        raise ValueError("give either --lora RANK or --full, not both")
-    cfg = FinetuneConfig(
-        train=str(train), model=model, lora=None if full else (lora or 8), lora_alpha=lora_alpha,
-        lora_targets=tuple(lora_target), epochs=epochs, lr=lr, batch=batch, grad_accum=grad_accum,
-        max_length=max_length, dropout=dropout, seed=seed, max_steps=max_steps, resume=resume,
-        save_steps=save_steps, merge=merge, num_threads=threads)
+    from ..steps.finetune import run_finetune
+    from .options import given_on_line
+
+    if full:
+        if given_on_line(ctx, "lora"):
+            raise ValueError("give either --lora RANK or --full, not both")
+        cfg = replace(cfg, lora=None)
     with _loss_progress(progress) as on_log:
         metrics = run_finetune(cfg, out, on_log=on_log)
     out_console.print(

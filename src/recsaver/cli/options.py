@@ -16,13 +16,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import click
 import typer
 
 from ..config.fields import is_tuple, strip_optional
 from ..config.schema import EngineFields
 
 _FILE = "config_file"
+_CTX = "typer_context"
 _SET = "set_"
 
 
@@ -30,7 +30,7 @@ def config_options(cls: Any, skip: tuple[str, ...] = ("extra",)) -> list[inspect
     """One keyword parameter per field, with a typer.Option default carrying the field's flag and help."""
     hints = typing.get_type_hints(cls)
     params = []
-    engine = {f.name for f in dataclasses.fields(EngineFields)}
+    engine = {f.name for f in dataclasses.fields(EngineFields)} if issubclass(cls, EngineFields) else set()
     # The step's own fields first, then the engine fields it shares with the other steps.
     for f in sorted(dataclasses.fields(cls), key=lambda f: f.name in engine):
         if f.name in skip:
@@ -59,6 +59,14 @@ def config_options(cls: Any, skip: tuple[str, ...] = ("extra",)) -> list[inspect
     return params
 
 
+def given_on_line(context: typer.Context, name: str) -> bool:
+    """Whether option `name` was given on the command line (or by its environment), not left at its default.
+
+    typer carries its own copy of click, so the source is compared by name, not against click's enum."""
+    source = context.get_parameter_source(name)
+    return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
+
+
 def with_config(cls: Any, skip: tuple[str, ...] = ("extra",)) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorate `command(cfg, **own_options)`: the config's fields become its options."""
     from ..config.loading import load_step_config
@@ -74,17 +82,20 @@ def with_config(cls: Any, skip: tuple[str, ...] = ("extra",)) -> Callable[[Calla
 
     def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
         hints = typing.get_type_hints(func, include_extras=True)
+        own_params = list(inspect.signature(func).parameters.values())[1:]
+        wants_ctx = any(p.name == "ctx" for p in own_params)
         own = [p.replace(annotation=hints.get(p.name, p.annotation), kind=inspect.Parameter.KEYWORD_ONLY)
-               for p in list(inspect.signature(func).parameters.values())[1:]]
+               for p in own_params if p.name != "ctx"]
 
         @functools.wraps(func)
         def command(**kwargs: Any) -> Any:
-            context = click.get_current_context(silent=True)
+            context = kwargs.pop(_CTX)
+            if wants_ctx:
+                kwargs["ctx"] = context
             given = {}
             for name in names:
                 value = kwargs.pop(name)
-                if context is not None and context.get_parameter_source(name) in (
-                        click.core.ParameterSource.DEFAULT, None):
+                if not given_on_line(context, name):
                     continue
                 if isinstance(value, list):
                     value = tuple(value)
@@ -94,7 +105,8 @@ def with_config(cls: Any, skip: tuple[str, ...] = ("extra",)) -> Callable[[Calla
             cfg = load_step_config(cls, kwargs.pop(_FILE), kwargs.pop(_SET), given)
             return func(cfg, **kwargs)
 
-        params = [*generated, *extra, *own]
+        params = [*generated, *extra, *own,
+                  inspect.Parameter(_CTX, inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context)]
         command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
         command.__annotations__ = {p.name: p.annotation for p in params}
         del command.__wrapped__  # typer must read the generated signature, not func's

@@ -101,7 +101,9 @@ class Loader:
             check_choices(built)
             return built
         except (TypeError, ValueError) as e:
-            raise self.fail(key, str(e)) from None
+            # A config's own check names its field first ("method must be one of ..."): point at that key.
+            field_name = str(e).split(" ", 1)[0]
+            raise self.fail(key + (field_name,) if field_name in raw else key, str(e)) from None
 
     def coerce(self, value: Any, tp: Any, key: tuple[str, ...]) -> Any:
         inner = strip_optional(tp)

@@ -74,6 +74,27 @@ def check_sampling(samples: int, temperature: float) -> None:
 
 
 @dataclass(frozen=True, kw_only=True)
+class PrepareOptions:
+    """`recsaver data prepare` settings (less the domain): also an experiment's `prepare` section."""
+
+    train_per_label: int = setting(800, "Train examples per rating label.")
+    test_per_label: int = setting(100, "Test examples per rating label.")
+    test_fraction: float | None = setting(None, "Share of users in test (default: test/(train+test)).")
+    min_history: int = setting(4, "Fewest earlier reviews a target needs.")
+    max_history: int = setting(10, "Most earlier reviews a target may have / history kept.")
+    targets: str = setting("all", "Every eligible review, or each user's last one.", choices=("all", "last"))
+    # "skip": a review with more than max_history earlier reviews is not a target (the paper's
+    # 4 <= |H_u| <= 10); "truncate": it is, with the most recent max_history.
+    history_overflow: str = setting("skip", "Targets with more than max-history earlier reviews.",
+                                    choices=("skip", "truncate"))
+    seed: int = setting(0, "Seed for the user split and the sampling.")
+    on_bad_line: str = setting("error", "Stop at a bad line, or skip it (counted in stats.json).",
+                               choices=("error", "skip"))
+    max_description_chars: int = setting(600, "Cap on item descriptions.")
+    max_review_chars: int = setting(1200, "Cap on review texts.")
+
+
+@dataclass(frozen=True, kw_only=True)
 class SamplingFields:
     """Sampling fields of every generating step."""
 
@@ -196,3 +217,43 @@ class DistillSampleConfig(EngineFields):
             data=self.data, split=self.split, model=self.model, method="cot", samples=self.samples,
             temperature=self.temperature, max_tokens=self.max_tokens, grammar=self.grammar, rating_probs=True,
             force_rating=True, **self.engine_values())
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    train: str = setting(help="SFT folder (or its train.jsonl) from `recsaver distill build`.")
+    model: str = setting("smollm2-135m", "Student: built-in name, local HF folder or hub id.")
+    lora: int | None = setting(8, "LoRA rank; none (or --full): train every weight.")
+    lora_alpha: int | None = setting(None, "LoRA alpha (default 2 x rank).")
+    lora_targets: tuple[str, ...] = setting((), "LoRA target module names (repeatable; default: PEFT's choice per "
+                                                "architecture, attention q and v).", flag="lora-target")
+    epochs: float = setting(1.0, "Passes over the rows.")
+    lr: float = setting(1e-4, "Learning rate (the paper's 1e-4).")
+    batch: int = setting(1, "Rows per device batch.")
+    grad_accum: int = setting(1, "Batches per optimizer step.")
+    max_length: int = setting(2048, "Longest row in tokens; longer rows are dropped and counted.")
+    dropout: float = setting(0.25, "Dropout (the paper's; LoRA dropout, or the model's own rates with full "
+                                   "fine-tuning).")
+    seed: int = setting(0, "Seed for initialisation and data order.")
+    max_steps: int | None = setting(None, "Stop after N optimizer steps (overrides epochs).")
+    resume: bool = setting(False, "Continue from the last checkpoint in the output folder.")
+    save_steps: int = setting(50, "Checkpoint every N steps (and at the end).")
+    scheduler: str = setting("linear", "Learning-rate schedule (a transformers scheduler name).")
+    warmup_steps: int = setting(0, "Warm-up steps of the schedule.")
+    merge: bool = setting(True, "With LoRA, also write OUT/merged (adapter merged into the base).")
+    num_threads: int | None = setting(None, "torch CPU threads (fewer can be faster on a busy CPU).", flag="threads")
+
+    def __post_init__(self) -> None:
+        if self.lora is not None and self.lora < 1:
+            raise ValueError(f"lora must be a rank >= 1 (or use --full), got {self.lora}")
+        for name in ("batch", "grad_accum", "max_length", "save_steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ValueError(f"max_steps must be >= 1, got {self.max_steps}")
+        if not self.max_steps and self.epochs <= 0:
+            raise ValueError(f"epochs must be > 0, got {self.epochs}")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.lr <= 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .schema import VERIFY_RULES, PredictOptions, ReferencesOptions, setting
+from .schema import VERIFY_RULES, PredictOptions, PrepareOptions, ReferencesOptions, setting
 
 TABLES = ("table3", "table4", "table5", "table9", "table11", "table15")
 
@@ -15,21 +15,9 @@ class ConfigError(ValueError):
     """A config problem; the message names the file, line and key."""
 
 
-@dataclass(frozen=True)
-class PrepareSettings:
+@dataclass(frozen=True, kw_only=True)
+class PrepareSettings(PrepareOptions):
     """`recsaver data prepare` settings shared by every domain that starts from raw dumps."""
-
-    train_per_label: int = 800
-    test_per_label: int = 100
-    test_fraction: float | None = None
-    min_history: int = 4
-    max_history: int = 10
-    targets: str = "all"
-    history_overflow: str = "skip"
-    seed: int = 0
-    on_bad_line: str = "error"
-    max_description_chars: int = 600
-    max_review_chars: int = 1200
 
 
 @dataclass(frozen=True)

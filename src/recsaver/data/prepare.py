@@ -12,7 +12,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .. import __version__
-from ..config.schema import DOMAINS, check_choices, setting
+from ..config.schema import DOMAINS, PrepareOptions, check_choices, setting
 from .clean import clean_text
 from .records import RATINGS, Example, HistoryEntry, Item, Target, example_id, write_json, write_jsonl
 from .sources import (
@@ -52,25 +52,20 @@ _SCHEMA = pa.schema(
 
 
 @dataclass(frozen=True)
-class PrepareConfig:
+class PrepareConfig(PrepareOptions):
+    """A domain's PrepareOptions, plus the caps of every text field and how the reviews are streamed.
+    `caps` left out takes max_description_chars and max_review_chars (FieldCaps' defaults elsewhere)."""
+
     domain: str = setting(help="Prompt wording and brand fallbacks.", choices=DOMAINS)
-    min_history: int = 4
-    max_history: int = 10
-    targets: str = setting("all", "Every eligible review, or each user's last one.", choices=("all", "last"))
-    # "skip": a review with more than max_history earlier reviews is not a target (the
-    # paper's 4 <= |H_u| <= 10); "truncate": it is, with the most recent max_history.
-    history_overflow: str = setting("skip", "Targets with more than max_history earlier reviews.",
-                                    choices=("skip", "truncate"))
-    train_per_label: int = 800
-    test_per_label: int = 100
-    # Share of users that go to test; None = test_per_label / (train_per_label + test_per_label),
-    # so scarce labels run short in both splits in proportion.
-    test_fraction: float | None = None
-    seed: int = 0
-    on_bad_line: str = setting("error", "Stop at a bad line, or skip and count it.", choices=("error", "skip"))
-    caps: FieldCaps = field(default_factory=FieldCaps)
-    batch_rows: int = 200_000
-    memory_limit: str = "3GB"
+    caps: FieldCaps | None = setting(None, "Character caps per field (Python and config files only).")
+    batch_rows: int = setting(200_000, "Reviews per Parquet part while streaming.")
+    memory_limit: str = setting("3GB", "DuckDB's memory limit.")
+
+    @property
+    def field_caps(self) -> FieldCaps:
+        """`caps` as resolved (never None once built)."""
+        assert self.caps is not None
+        return self.caps
 
     @property
     def bad_lines(self) -> OnBadLine:
@@ -79,6 +74,9 @@ class PrepareConfig:
 
     def __post_init__(self) -> None:
         check_choices(self)
+        if self.caps is None:
+            object.__setattr__(self, "caps", FieldCaps(description=self.max_description_chars,
+                                                       review_text=self.max_review_chars))
         if not 1 <= self.min_history <= self.max_history:
             raise ValueError(f"need 1 <= min_history <= max_history, got {self.min_history}, {self.max_history}")
         if self.targets not in ("all", "last") or self.history_overflow not in ("skip", "truncate"):
@@ -247,7 +245,7 @@ def _fetch_examples(con: duckdb.DuckDBPyConnection, work: Path, cfg: PrepareConf
 
 def _to_example(raw: dict[str, Any], items: dict[str, Item], cfg: PrepareConfig) -> Example:
     item_id, ts, rating, _, _, user = raw["target"]
-    caps = cfg.caps
+    caps = cfg.field_caps
     history = tuple(
         HistoryEntry(
             item_id=h_item,
@@ -330,7 +328,7 @@ def prepare(
     if meta is not None:
         total = Path(meta).stat().st_size
         on_meta = (lambda done: progress("read metadata", done, total)) if progress else None
-        items = read_meta(Path(meta), cfg.domain, wanted, meta_report, cfg.caps, cfg.bad_lines, on_meta)
+        items = read_meta(Path(meta), cfg.domain, wanted, meta_report, cfg.field_caps, cfg.bad_lines, on_meta)
 
     splits: dict[str, list[Example]] = {"train": [], "test": []}
     for raw in raw_examples:

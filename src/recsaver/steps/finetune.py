@@ -18,10 +18,11 @@ What a run leaves in OUT:
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from ..config.schema import FinetuneConfig
 from ..data.records import read_jsonl, write_json, write_jsonl
 from ..models import file_sha256
 from ..training.rows import load_rows, tokenize_rows
@@ -38,44 +39,6 @@ from .runs import write_run
 
 # A resumed run must train the same thing: these fields may not change between the runs.
 _RESUME_FIXED = ("model", "lora", "lora_alpha", "lora_targets", "full_dropout", "train_sha256", "max_length")
-
-
-@dataclass(frozen=True)
-class FinetuneConfig:
-    train: str  # SFT folder (or its train.jsonl) from `recsaver distill build`
-    model: str = "smollm2-135m"
-    lora: int | None = 8  # LoRA rank; None: full fine-tuning
-    lora_alpha: int | None = None  # default 2 x rank
-    lora_targets: tuple[str, ...] = ()  # default: PEFT's choice per architecture (attention q, v)
-    epochs: float = 1.0
-    lr: float = 1e-4  # the paper's learning rate
-    batch: int = 1
-    grad_accum: int = 1
-    max_length: int = 2048
-    dropout: float = 0.25  # the paper's; LoRA dropout, or the model's own rates with full fine-tuning
-    seed: int = 0
-    max_steps: int | None = None  # overrides epochs
-    resume: bool = False
-    save_steps: int = 50
-    scheduler: str = "linear"
-    warmup_steps: int = 0
-    merge: bool = True
-    num_threads: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.lora is not None and self.lora < 1:
-            raise ValueError(f"--lora must be a rank >= 1 (or use --full), got {self.lora}")
-        for name in ("batch", "grad_accum", "max_length", "save_steps"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
-        if self.max_steps is not None and self.max_steps < 1:
-            raise ValueError(f"--max-steps must be >= 1, got {self.max_steps}")
-        if not self.max_steps and self.epochs <= 0:
-            raise ValueError(f"--epochs must be > 0, got {self.epochs}")
-        if not 0 <= self.dropout < 1:
-            raise ValueError(f"--dropout must be in [0, 1), got {self.dropout}")
-        if self.lr <= 0:
-            raise ValueError(f"--lr must be > 0, got {self.lr}")
 
 
 def train_file(cfg: FinetuneConfig) -> Path:
