@@ -246,5 +246,5 @@ def test_bad_inputs_name_the_file_and_field(tmp_path):
         load_rows(tmp_path / "nowhere")
     with pytest.raises(ValueError, match="lora must be a rank"):
         FinetuneConfig(train="x", lora=0)
-    with pytest.raises(ValueError, match="--dropout"):
+    with pytest.raises(ValueError, match="dropout must be in"):
         FinetuneConfig(train="x", dropout=1.5)
