@@ -55,7 +55,7 @@ test-suite pins every bulk statistic to the scikit-learn point value of each res
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from numbers import Integral
 from typing import Any
@@ -251,7 +251,7 @@ def _resample_indices(n: int, n_resamples: int, seed: int) -> Iterator[np.ndarra
         done += m
 
 
-def _columns(fn, a: np.ndarray, b: np.ndarray, **kw) -> np.ndarray:
+def _columns(fn: Callable[..., Any], a: np.ndarray, b: np.ndarray, **kw: Any) -> np.ndarray:
     """Apply a column-wise sklearn metric to (m, n) row-resamples, one value per row.
 
     A single column would be read as a plain binary target, so pad to two and drop.

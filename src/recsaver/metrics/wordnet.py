@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import zipfile
 from pathlib import Path
+from typing import Any
 
 __all__ = ["MetricUnavailableError", "WORDNET_FILES", "ensure_wordnet", "install_hint"]
 
@@ -61,7 +62,7 @@ def _sync_env_paths() -> None:
                 nltk.data.path.insert(0, entry)
 
 
-def _find_like_nltk():
+def _find_like_nltk() -> Any:
     """The copy ``nltk.corpus.wordnet`` loads: a folder ``corpora/wordnet`` or the zip
     ``corpora/wordnet.zip`` that nltk.download writes, in the order nltk's
     ``LazyCorpusLoader`` tries them."""
@@ -79,7 +80,7 @@ def _find_like_nltk():
     raise LookupError("corpora/wordnet")
 
 
-def _problems_in(pointer) -> tuple[Path, list[str]]:
+def _problems_in(pointer: Any) -> tuple[Path, list[str]]:
     """(location, problems) of the WordNet copy NLTK resolved ``corpora/wordnet`` to."""
     import nltk.data
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from functools import cache
 from importlib import resources
+from importlib.resources.abc import Traversable
 from string import Template
 
 # name -> the placeholders its file must use (no more, no fewer).
@@ -28,7 +29,7 @@ _FILE = re.compile(r"^(?P<name>[a-z_]+)_(?P<version>v\d+)\.txt$")
 _PLACEHOLDER = re.compile(r"\$\{(\w+)\}")
 
 
-def _folder():
+def _folder() -> Traversable:
     return resources.files("recsaver.prompts") / "templates"
 
 

@@ -139,7 +139,7 @@ class _BertScoreEngine:
             flat_idf = torch.tensor(idf, dtype=torch.float, device=self.device)
         return _EmbeddingStore(flat, flat_idf, offset, length)
 
-    def _pad(self, store: _EmbeddingStore, texts: Sequence[str]):
+    def _pad(self, store: _EmbeddingStore, texts: Sequence[str]) -> tuple[Any, Any, Any]:
         """Batch of padded (embeddings, mask, idf) for ``greedy_cos_idf``.
 
         The same tensors as bert-score's ``pad_batch_stats`` (a closure inside

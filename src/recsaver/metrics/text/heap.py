@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import ctypes
 import sys
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 
 @contextmanager
-def _heap_reuse(enabled: bool = True):
+def _heap_reuse(enabled: bool = True) -> Iterator[None]:
     """Let glibc reuse freed memory for the encoder's large temporaries, for this block only.
 
     By default glibc serves large allocations with fresh ``mmap`` pages and unmaps them on

@@ -46,7 +46,8 @@ class _MeteorWordNet:
         self._reader = reader
         self._memo: dict[tuple, list[_SynonymBag]] = {}
 
-    def synsets(self, lemma, pos=None, lang="eng", check_exceptions=True):
+    def synsets(self, lemma: str, pos: str | None = None, lang: str = "eng", check_exceptions: bool = True
+                ) -> list[_SynonymBag]:
         key = (lemma, pos, lang, check_exceptions)
         hit = self._memo.get(key)
         if hit is None:

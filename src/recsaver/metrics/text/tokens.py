@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 # METEOR's tokenizer: words (letters/digits/underscore, with inner apostrophes kept: "don't",
 # "user's") and every other non-space character as its own token.
@@ -15,17 +16,17 @@ def tokenize(text: str) -> list[str]:
     return _TOKEN_RE.findall(text)
 
 
-def _cached_stemmer():
+def _cached_stemmer() -> Any:
     """nltk's ``PorterStemmer()`` (METEOR's and rouge-score's default) with ``stem`` memoised."""
     from nltk.stem.api import StemmerI
     from nltk.stem.porter import PorterStemmer
 
     class CachedPorterStemmer(StemmerI):
-        def __init__(self):
+        def __init__(self) -> None:
             self._stemmer = PorterStemmer()
             self._memo: dict[str, str] = {}
 
-        def stem(self, token):
+        def stem(self, token: str) -> str:
             out = self._memo.get(token)
             if out is None:
                 out = self._memo[token] = self._stemmer.stem(token)
@@ -34,7 +35,7 @@ def _cached_stemmer():
     return CachedPorterStemmer()
 
 
-def _cached_rouge_tokenizer(stemmer):
+def _cached_rouge_tokenizer(stemmer: Any) -> Any:
     """rouge-score's ``DefaultTokenizer(use_stemmer=True)`` -- ``rouge_score.tokenize.tokenize``
     with a Porter stemmer -- with ``tokenize(text)`` memoised (``score_multi`` tokenizes the
     prediction once per reference) and the stems memoised."""
@@ -42,16 +43,16 @@ def _cached_rouge_tokenizer(stemmer):
     from rouge_score import tokenizers
 
     class CachedDefaultTokenizer(tokenizers.Tokenizer):
-        def __init__(self):
+        def __init__(self) -> None:
             self._memo: dict[str, list[str]] = {}
 
-        def tokenize(self, text):
+        def tokenize(self, text: str) -> list[str]:
             out = self._memo.get(text)
             if out is None:
                 out = self._memo[text] = rouge_tokenize.tokenize(text, stemmer)
             return out
 
-        def clear(self):
+        def clear(self) -> None:
             self._memo.clear()
 
     return CachedDefaultTokenizer()
