@@ -9,7 +9,8 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from recsaver.cli import app
-from recsaver.config.schema import DistillSampleConfig, FinetuneConfig, PredictConfig, ReferencesConfig
+from recsaver.config.schema import DistillSampleConfig, FinetuneConfig, PredictConfig, ReferencesConfig, ScoreConfig
+from recsaver.data.prepare import PrepareConfig
 
 
 def options_of(command: list[str]) -> str:
@@ -20,10 +21,11 @@ def options_of(command: list[str]) -> str:
 
 def test_every_field_is_an_option_with_its_help() -> None:
     for command, cls in ((["predict"], PredictConfig), (["references"], ReferencesConfig),
-                         (["distill", "sample"], DistillSampleConfig), (["finetune"], FinetuneConfig)):
+                         (["distill", "sample"], DistillSampleConfig), (["finetune"], FinetuneConfig),
+                         (["score"], ScoreConfig), (["data", "prepare"], PrepareConfig)):
         text = options_of(command)
         for f in dataclasses.fields(cls):
-            if f.name == "extra":
+            if f.name in ("extra", "caps", "batch_rows", "memory_limit"):
                 continue
             flag = f.metadata.get("flag") or f.name.replace("_", "-")
             assert f"--{flag}" in text, (command, flag)

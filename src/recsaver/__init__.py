@@ -12,7 +12,8 @@ from typing import Any
 __version__ = "0.1.0"
 
 _API = ("prepare", "predict", "references", "score", "distill", "finetune", "report", "experiment",
-        "PrepareConfig", "PredictConfig", "ReferencesConfig", "DistillSampleConfig", "FinetuneConfig")
+        "PrepareConfig", "PredictConfig", "ReferencesConfig", "DistillSampleConfig", "FinetuneConfig",
+        "ScoreConfig")
 __all__ = [*_API, "sample_files", "__version__"]
 
 

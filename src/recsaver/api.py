@@ -17,11 +17,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .config.schema import DistillSampleConfig, PredictConfig, ReferencesConfig
+from .config.schema import DistillSampleConfig, PredictConfig, ReferencesConfig, ScoreConfig
 from .data.prepare import PrepareConfig, PrepareResult
 from .steps.finetune import FinetuneConfig
 
-__all__ = ["DistillSampleConfig", "FinetuneConfig", "PredictConfig", "PrepareConfig", "ReferencesConfig",
+__all__ = ["DistillSampleConfig", "FinetuneConfig", "PredictConfig", "PrepareConfig", "ReferencesConfig", "ScoreConfig",
            "distill", "experiment", "finetune", "predict", "prepare", "references", "report", "score"]
 
 
@@ -47,13 +47,18 @@ def references(config: ReferencesConfig | None = None, *, out: str | Path, **fie
     return run_references(config or ReferencesConfig(**fields), Path(out))
 
 
-def score(predictions: str | Path, references: str | Path, *, out: str | Path | None = None,
-          metrics: Sequence[str] | None = None, resamples: int = 1000, seed: int = 0) -> dict[str, Any]:
-    """Reasoning of a predict run against a references pool (BLEU, ROUGE-1, METEOR, BERTScore...)."""
+def score(predictions: str | Path | None = None, references: str | Path | None = None, *,
+          config: ScoreConfig | None = None, out: str | Path | None = None, **fields: Any) -> dict[str, Any]:
+    """Reasoning of a predict run against a references pool (BLEU, ROUGE-1, METEOR, BERTScore...); the
+    aggregates. Settings: `metrics`, `resamples`, `seed` (ScoreConfig)."""
     from .steps.score import run_score
 
-    return run_score(Path(predictions), Path(references), metrics, Path(out) if out else None,
-                     n_resamples=resamples, seed=seed)
+    if config is None:
+        if "metrics" in fields:
+            fields["metrics"] = tuple(fields["metrics"])
+        config = ScoreConfig(predictions=str(predictions), references=str(references), **fields)
+    return run_score(Path(config.predictions), Path(config.references), config.metrics or None,
+                     Path(out) if out else None, n_resamples=config.resamples, seed=config.seed)
 
 
 def distill(config: DistillSampleConfig | None = None, *, out: str | Path, filters: Sequence[str] = ("none",),

@@ -73,6 +73,7 @@ def with_config(cls: Any, skip: tuple[str, ...] = ("extra",)) -> Callable[[Calla
 
     generated = config_options(cls, skip)
     names = [p.name for p in generated]
+    comma = {f.name: bool(f.metadata.get("comma")) for f in dataclasses.fields(cls)}
     extra = [
         inspect.Parameter(_FILE, inspect.Parameter.KEYWORD_ONLY, annotation=Path | None, default=typer.Option(
             None, "--config", help=f"YAML file of {cls.__name__} fields; options given here win over it.")),
@@ -98,6 +99,8 @@ def with_config(cls: Any, skip: tuple[str, ...] = ("extra",)) -> Callable[[Calla
                 if not given_on_line(context, name):
                     continue
                 if isinstance(value, list):
+                    if comma[name]:
+                        value = [item.strip() for v in value for item in v.split(",") if item.strip()]
                     value = tuple(value)
                     if not value:
                         continue

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import typer
 
-from ..config.schema import PredictConfig, ReferencesConfig
-from ..metrics.text.registry import text_metrics
+from ..config.schema import PredictConfig, ReferencesConfig, ScoreConfig
 from .common import (
     DataOpt,
     LimitOpt,
@@ -116,21 +115,18 @@ def references(
 
 
 @friendly_errors
+@with_config(ScoreConfig)
 def score(
-    predictions: Path = typer.Option(..., help="A run folder (or its predictions.jsonl)."),
-    references: Path = typer.Option(..., help="A references folder from `recsaver references`."),
-    metrics: str = typer.Option(",".join(text_metrics()), help="Comma-separated text metrics (the registry: "
-                                "recsaver/metrics/text/registry.py)."),
+    cfg: ScoreConfig,
     out: Path | None = typer.Option(None, help="Where to write text_scores.jsonl / text_metrics.json."),
-    seed: int = typer.Option(0, help="Bootstrap seed."),
 ) -> None:
     """Reasoning quality against the verified reference pool: BLEU, ROUGE-1, METEOR, BERTScore."""
     from rich.table import Table
 
     from ..steps.score import run_score
 
-    result = run_score(predictions, references, [m.strip() for m in metrics.split(",") if m.strip()], out,
-                       seed=seed)
+    result = run_score(Path(cfg.predictions), Path(cfg.references), cfg.metrics or None, out,
+                       n_resamples=cfg.resamples, seed=cfg.seed)
     table = Table(title=f"reasoning vs references ({result['overall']['n_scored']} scored, "
                         f"{result['overall']['n_excluded']} with an empty pool excluded)")
     for col in ("metric", "all", "95% CI", "correct", "incorrect"):

@@ -45,9 +45,10 @@ LEAK_PATTERNS: tuple[str, ...] = (
 
 
 def setting(default: Any = dataclasses.MISSING, help: str = "", *, choices: tuple[Any, ...] | None = None,
-            flag: str | None = None) -> Any:
-    """A config field with its help text, allowed values and command line flag in its metadata."""
-    meta = {"help": help, "choices": choices, "flag": flag}
+            flag: str | None = None, comma: bool = False) -> Any:
+    """A config field with its help text, allowed values and command line flag in its metadata; `comma`:
+    a list option that also takes comma-separated items (`--metrics bleu,rouge1`)."""
+    meta = {"help": help, "choices": choices, "flag": flag, "comma": comma}
     if isinstance(default, (dict, list)):
         return field(default_factory=lambda: type(default)(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -92,6 +93,22 @@ class PrepareOptions:
                                choices=("error", "skip"))
     max_description_chars: int = setting(600, "Cap on item descriptions.")
     max_review_chars: int = setting(1200, "Cap on review texts.")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScoreOptions:
+    """`recsaver score` settings (less its inputs): also an experiment's `score` section."""
+
+    metrics: tuple[str, ...] = setting((), "Text metrics, repeatable or comma-separated (default: every metric in "
+                                           "the registry, recsaver/metrics/text/registry.py).", comma=True)
+    resamples: int = setting(1000, "Bootstrap resamples for the 95% CIs.")
+    seed: int = setting(0, "Bootstrap seed.")
+
+
+@dataclass(frozen=True)
+class ScoreConfig(ScoreOptions):
+    predictions: str = setting(help="A run folder (or its predictions.jsonl).")
+    references: str = setting(help="A references folder from `recsaver references`.")
 
 
 @dataclass(frozen=True, kw_only=True)

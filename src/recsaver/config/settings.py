@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .schema import VERIFY_RULES, PredictOptions, PrepareOptions, ReferencesOptions, setting
+from .schema import VERIFY_RULES, PredictOptions, PrepareOptions, ReferencesOptions, ScoreOptions, setting
 
 TABLES = ("table3", "table4", "table5", "table9", "table11", "table15")
 
@@ -50,13 +50,10 @@ class ReferenceSettings(ReferencesOptions):
     model: str | None = setting(None, "Writer and verifier (default: each model of the grid).")
 
 
-@dataclass(frozen=True)
-class ScoreSettings:
-    # Empty: every metric in the registry (recsaver/metrics/text/registry.py), resolved when the
-    # experiment starts, so a new metric needs no line here.
-    metrics: tuple[str, ...] = ()
-    resamples: int = 1000
-    seed: int = 0
+@dataclass(frozen=True, kw_only=True)
+class ScoreSettings(ScoreOptions):
+    """Every score cell's settings; `metrics` empty: every registered metric, resolved when the experiment
+    starts, so a new metric needs no line here."""
 
 
 @dataclass(frozen=True)
