@@ -12,10 +12,12 @@ from recsaver.data.records import load_examples, read_jsonl
 from recsaver.reports.html import classify
 from recsaver.steps.baseline import predict_baseline, run_baseline
 from recsaver.store import (
+    EXPERIMENT,
     EXPERIMENT_KIND,
     METRICS,
     PREDICTIONS,
     RUN,
+    SIGNIFICANCE,
     STATS,
     TEST,
     TRAIN,
@@ -146,6 +148,10 @@ def test_experiment_and_cell_folders_name_their_kind(tmp_path: Path) -> None:
     cell = exp.sub("beauty/data")
     cell.write_cell({"name": "beauty/data", "kind": "data"})
     assert cell.kind() == "data" and not cell.has((TRAIN, TEST, STATS))
+    exp.write_significance([{"table": "table3", "p": 0.5}])
+    assert exp.significance_path.name == SIGNIFICANCE and exp.has((SIGNIFICANCE,))
+    exp.remove([SIGNIFICANCE, METRICS])  # what is there goes, what is not is no error
+    assert not exp.has((SIGNIFICANCE,)) and exp.has((EXPERIMENT,))
     with pytest.raises(FileNotFoundError, match="not an experiment folder"):
         load_experiment(tmp_path)
 
@@ -165,3 +171,4 @@ def test_data_store_loads_splits(small_beauty: Path, tmp_path: Path) -> None:
     copy = DataStore(tmp_path / "copy")
     copy.write_split("test", test)
     assert copy.test_path.read_bytes() == data.test_path.read_bytes()
+    assert data.split_files() == {TRAIN: data.train_path, TEST: data.test_path}

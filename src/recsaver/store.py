@@ -147,6 +147,10 @@ class DataStore:
     def stats_path(self) -> Path:
         return self.folder / STATS
 
+    def split_files(self) -> dict[str, Path]:
+        """train.jsonl and test.jsonl by name (what an experiment cell's hash takes from prepared data)."""
+        return {TRAIN: self.train_path, TEST: self.test_path}
+
     def load_split(self, split: str, limit: int | None = None) -> list[Example]:
         """The split's examples (the first `limit`); a missing or empty split is an error."""
         source = self.split_path(split)
@@ -243,6 +247,10 @@ class RunStore:
     @property
     def experiment_path(self) -> Path:
         return self.folder / EXPERIMENT
+
+    @property
+    def significance_path(self) -> Path:
+        return self.folder / SIGNIFICANCE
 
     @property
     def data(self) -> DataStore:
@@ -373,6 +381,14 @@ class RunStore:
 
     def write_experiment(self, record: dict[str, Any]) -> None:
         write_json(self.experiment_path, record)
+
+    def write_significance(self, tests: list[dict[str, Any]]) -> None:
+        write_json(self.significance_path, tests)
+
+    def remove(self, names: Iterable[str]) -> None:
+        """Delete the named artifacts that are here (a stale metrics.json, a failed cell's old outputs)."""
+        for name in names:
+            (self.folder / name).unlink(missing_ok=True)
 
     def has(self, names: Iterable[str]) -> bool:
         """Whether every named artifact is here (a cell's resume check with its step's `outputs`)."""

@@ -113,15 +113,12 @@ def exit_if_incomplete(run_folder: Path) -> None:
 
     A failed call is never scored as an answer (see steps/runs.py); this is where the user hears of it.
     """
-    import orjson
-
     from ..steps.runs import EXIT_INCOMPLETE
+    from ..store import RunStore
 
-    path = Path(run_folder) / "run.json"
-    if not path.exists():
-        return
-    run = orjson.loads(path.read_bytes())
-    if run.get("status") != "incomplete":
+    store = RunStore(run_folder)
+    path, run = store.run_path, store.read_run()
+    if run is None or run.get("status") != "incomplete":
         return
     errors = run.get("errors") or {}
     top = "; ".join(f"{n}x {e}" for e, n in list(errors.items())[:3])

@@ -81,17 +81,18 @@ def exit_for(record: dict[str, Any], folder: Path, empty_pools_fail: bool) -> No
     (or only warn about them, for the demo, whose small default model often verifies nothing)."""
     from ..steps.experiment import empty_pool_cells, incomplete_cells
     from ..steps.runs import EXIT_INCOMPLETE
+    from ..store import RUN, RunStore
 
     empty, incomplete = empty_pool_cells(record), incomplete_cells(record)
     if empty:
         say_cells("error" if empty_pools_fail else "warning", empty,
                   "had every reference pool empty and have no reasoning scores",
-                  f"{Path(folder) / empty[0] / 'cell.json'} says why: verification kept no explanation. Set "
+                  f"{RunStore(folder).sub(empty[0]).cell_path} says why: verification kept no explanation. Set "
                   "references.verify to 1-off or none, or use a stronger verifier model "
                   "(e.g. llamacpp/qwen2.5-0.5b).")
     if incomplete:
         say_cells("warning", incomplete, "had failed model calls and are incomplete",
-                  "Each run.json lists the errors; their failed examples are left out of the tables. Run the "
+                  f"Each {RUN} lists the errors; their failed examples are left out of the tables. Run the "
                   "same command again once the engine works: only those calls are made again.")
         raise typer.Exit(EXIT_INCOMPLETE)
     if empty and empty_pools_fail:

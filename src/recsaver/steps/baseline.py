@@ -6,8 +6,9 @@ import math
 from pathlib import Path
 from typing import Any
 
-from ..data.records import Example, Prediction, load_examples, write_jsonl
+from ..data.records import Example, Prediction
 from ..metrics import rating_metrics
+from ..store import DataStore, RunStore
 from .runs import write_run
 
 
@@ -25,16 +26,11 @@ def predict_baseline(examples: list[Example]) -> list[Prediction]:
 
 def run_baseline(data: Path, split: str, out: Path, limit: int | None = None) -> dict[str, Any]:
     """Write RUN/predictions.jsonl, RUN/metrics.json and RUN/run.json; return the metrics."""
-    source = Path(data) / f"{split}.jsonl"
-    if not source.exists():
-        raise FileNotFoundError(f"{source}: no such split file (run `recsaver data prepare` first)")
-    examples = load_examples(source)[:limit] if limit else load_examples(source)
-    if not examples:
-        raise ValueError(f"{source}: no examples")
-    predictions = predict_baseline(examples)
+    data_store = DataStore(data)
+    predictions = predict_baseline(data_store.load_split(split, limit))
     out = Path(out)
-    write_jsonl(out / "predictions.jsonl", (p.to_dict() for p in predictions))
+    RunStore(out).write_predictions(predictions)
     metrics = rating_metrics(predictions)
-    write_run(out, step="baseline", config={"data": str(data), "split": split, "limit": limit}, data_file=source,
-              metrics=metrics)
+    write_run(out, step="baseline", config={"data": str(data), "split": split, "limit": limit},
+              data_file=data_store.split_path(split), metrics=metrics)
     return metrics

@@ -27,8 +27,9 @@ from typing import Any
 
 from ..backends.base import Generation
 from ..config.schema import DistillSampleConfig
-from ..data.records import RATINGS, Example, load_examples, read_jsonl, write_json, write_jsonl
+from ..data.records import RATINGS, Example
 from ..prompts import PromptBuilder, PromptOptions, parse_answer
+from ..store import EXAMPLES, DataStore, RunStore
 from .predict import generate_split, sample_rating
 from .runs import write_run
 
@@ -73,13 +74,14 @@ def run_distill_sample(cfg: DistillSampleConfig, out: Path, on_result: ResultHoo
             "status": "ok" if generation.ok else "failed", "error": generation.error,
             "probs": list(generation.rating_probs) if generation.rating_probs is not None else None,
         })
-    write_jsonl(out / "examples.jsonl", (ex.to_dict() for ex in fitted))
-    write_jsonl(out / "samples.jsonl", rows)
+    store = RunStore(out)
+    store.write_examples(fitted)
+    store.write_samples(rows)
     summary = _sample_summary(rows, fitted)
-    write_json(out / "summary.json", summary)
+    store.write_summary(summary)
     write_run(out, step="distill-sample", config={**asdict(cfg), "base_urls": list(cfg.base_urls)},
-              data_file=Path(cfg.data) / f"{cfg.split}.jsonl", failures=run.failures, requests=len(run.requests),
-              extra={
+              data_file=DataStore(Path(cfg.data)).split_path(cfg.split), failures=run.failures,
+              requests=len(run.requests), extra={
                   "model_id": run.model_id, "domain": examples[0].domain,
                   "ledger": run.ledger,
                   "history_items_dropped_to_fit": dropped,
@@ -116,21 +118,21 @@ def _sample_summary(rows: list[dict[str, Any]], examples: list[Example]) -> dict
 
 def load_teacher(teacher: Path) -> tuple[dict[str, Example], list[dict[str, Any]]]:
     """The examples and sample rows of a TD folder, checked against each other."""
-    teacher = Path(teacher)
-    for name in ("examples.jsonl", "samples.jsonl"):
-        if not (teacher / name).is_file():
-            raise FileNotFoundError(f"{teacher / name}: missing (run `recsaver distill sample --out {teacher}`)")
-    examples = {ex.example_id: ex for ex in load_examples(teacher / "examples.jsonl")}
+    store = RunStore(teacher)
+    for path in (store.examples_path, store.samples_path):
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: missing (run `recsaver distill sample --out {store.folder}`)")
+    examples = {ex.example_id: ex for ex in store.read_examples()}
     if not examples:
-        raise ValueError(f"{teacher / 'examples.jsonl'}: no examples")
+        raise ValueError(f"{store.examples_path}: no examples")
     rows = []
-    for lineno, row in enumerate(read_jsonl(teacher / "samples.jsonl"), 1):
+    for lineno, row in enumerate(store.read_samples(), 1):
         for key in ("example_id", "sample", "rating_true", "teacher_rating", "reasoning"):
             if key not in row:
-                raise ValueError(f"{teacher / 'samples.jsonl'}:{lineno}: field {key!r} is missing")
+                raise ValueError(f"{store.samples_path}:{lineno}: field {key!r} is missing")
         if row["example_id"] not in examples:
-            raise ValueError(f"{teacher / 'samples.jsonl'}:{lineno}: field 'example_id' "
-                             f"{row['example_id']!r} is not in examples.jsonl")
+            raise ValueError(f"{store.samples_path}:{lineno}: field 'example_id' "
+                             f"{row['example_id']!r} is not in {EXAMPLES}")
         rows.append(row)
     return examples, rows
 
@@ -185,7 +187,8 @@ def build_sft(teacher: Path, filter: str, out: Path, rating_only: bool = False) 
     if not train:
         raise ValueError(f"{teacher}: no sample passes filter {filter!r} with a usable reasoning "
                          f"({len(rows)} samples; dropped: {dict(dropped)})")
-    write_jsonl(out / "train.jsonl", train)
+    store = RunStore(out)
+    store.write_train_rows(train)
     stats = {
         "teacher": str(teacher), "filter": filter, "target": "rating-only" if rating_only else "reasoning",
         "method": "direct" if rating_only else "cot", "domain": domain, "rows": len(train),
@@ -193,10 +196,10 @@ def build_sft(teacher: Path, filter: str, out: Path, rating_only: bool = False) 
         "dropped": dict(dropped), "rows_per_label": _per_label(r["rating_true"] for r in train),
         "kept_per_filter": per_filter,
     }
-    write_json(out / "stats.json", stats)
+    store.write_stats(stats)
     write_run(out, step="distill-build", config={"teacher": str(teacher), "filter": filter,
                                                  "rating_only": rating_only},
-              data_file=teacher / "samples.jsonl", extra={"stats": stats})
+              data_file=RunStore(teacher).samples_path, extra={"stats": stats})
     return stats
 
 

@@ -19,11 +19,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from ..config import ExperimentConfig, config_dict, config_hash
-from ..data.records import write_json
 from ..models import file_sha256
+from ..store import DataStore, RunStore
 from ..store import load_experiment as load_experiment  # re-exported: moved to store.py
 from .cells import STEPS, hashed
 from .score import EmptyPoolsError
@@ -115,6 +113,10 @@ class ExperimentRunner:
     def path(self, name: str) -> Path:
         return self.out / name
 
+    def store(self, name: str) -> RunStore:
+        """The folder of cell `name` (or of the experiment, for "")."""
+        return RunStore(self.path(name))
+
     def data_dir(self, domain: str) -> Path:
         spec = self.cfg.domain(domain)
         return Path(spec.prepared) if spec.prepared else self.path(f"{domain}/data")
@@ -122,6 +124,7 @@ class ExperimentRunner:
     def run(self) -> dict[str, Any]:
         cells = plan(self.cfg)
         self.out.mkdir(parents=True, exist_ok=True)
+        experiment = RunStore(self.out)
         record: dict[str, Any] = {"name": self.cfg.name, "config": config_dict(self.cfg),
                                   "config_hash": config_hash(self.cfg), "cache": self.cache, "cells": []}
         for k, cell in enumerate(cells, 1):
@@ -136,9 +139,8 @@ class ExperimentRunner:
                     result = self.execute(cell)
                 except EmptyPoolsError as e:  # nothing to score against: recorded and said, the grid goes on
                     result, status = {"error": str(e)}, "empty-pools"
-                    for stale in STEPS[cell.kind].outputs:  # an earlier run's scores must not stand in
-                        (self.path(cell.name) / stale).unlink(missing_ok=True)
-                write_json(self.path(cell.name) / "cell.json", {
+                    self.store(cell.name).remove(STEPS[cell.kind].outputs)  # old scores must not stand in
+                self.store(cell.name).write_cell({
                     "name": cell.name, "kind": cell.kind, "domain": cell.domain, "labels": cell.labels,
                     "hash": digest, "seconds": round(time.perf_counter() - started, 3),
                     "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "result": result})
@@ -149,27 +151,21 @@ class ExperimentRunner:
             self.hashes[cell.name] = self.content_hash(cell) if cell.kind == "data" else digest
             record["cells"].append({**asdict(cell), "deps": list(cell.deps), "hash": digest, "status": status})
             # Kept current after every cell, so a report can be drawn from a grid that is still running.
-            write_json(self.out / "experiment.json", {**record, "finished": k == len(cells)})
+            experiment.write_experiment({**record, "finished": k == len(cells)})
         return record
 
     # -- resume ----------------------------------------------------------------------------
 
     def is_done(self, cell: Cell, digest: str) -> bool:
-        folder = self.path(cell.name)
-        marker = folder / "cell.json"
-        if not marker.exists():
+        folder = self.store(cell.name)
+        stored = folder.read_cell()  # None when absent or unreadable (killed while writing it)
+        if stored is None:
             return False
-        try:
-            stored = orjson.loads(marker.read_bytes())
-        except orjson.JSONDecodeError:
-            return False
-        return (stored.get("hash") == digest and all((folder / f).exists() for f in STEPS[cell.kind].outputs)
-                and not self.incomplete(cell))
+        return stored.get("hash") == digest and folder.has(STEPS[cell.kind].outputs) and not self.incomplete(cell)
 
     def incomplete(self, cell: Cell) -> bool:
         """Whether the cell's run.json says some of its model calls failed (steps/runs.py)."""
-        run = self.path(cell.name) / "run.json"
-        return run.exists() and orjson.loads(run.read_bytes()).get("status") == "incomplete"
+        return self.store(cell.name).incomplete()
 
     def cell_hash(self, cell: Cell) -> str:
         """What determines the outputs: kind, step settings, the data's identity and the deps' hashes."""
@@ -179,13 +175,13 @@ class ExperimentRunner:
         if cell.kind == "data":
             parts["sources"] = self.source_identity(cell.domain)
         elif spec.prepared and cell.kind in ("baseline", "predict", "references", "distill-sample"):
-            parts["prepared"] = {name: file_sha256(Path(spec.prepared) / name)
-                                 for name in ("train.jsonl", "test.jsonl") if (Path(spec.prepared) / name).exists()}
+            files = DataStore(Path(spec.prepared)).split_files()
+            parts["prepared"] = {name: file_sha256(path) for name, path in files.items() if path.exists()}
         return config_hash(parts)
 
     def content_hash(self, cell: Cell) -> str:
-        folder = self.path(cell.name)
-        return config_hash({name: file_sha256(folder / name) for name in ("train.jsonl", "test.jsonl")})
+        files = self.store(cell.name).data.split_files()
+        return config_hash({name: file_sha256(path) for name, path in files.items()})
 
     def source_identity(self, domain: str) -> dict[str, Any]:
         """Raw dumps by path, size and mtime: hashing multi-GB dumps on every run would cost minutes."""
@@ -242,7 +238,8 @@ def run_experiment(cfg: ExperimentConfig, out: Path, hooks: Hooks | None = None)
     from ..reports.tables import write_tables
 
     tables, tests = experiment_tables(Path(out), record)
-    write_json(Path(out) / "significance.json", tests)
+    experiment = RunStore(out)
+    experiment.write_significance(tests)
     record["tables"] = [str(p) for p in write_tables(tables, Path(out), title=f"{cfg.name}: paper tables")]
-    write_json(Path(out) / "experiment.json", record)
+    experiment.write_experiment(record)
     return record

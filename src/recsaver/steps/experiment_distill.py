@@ -14,9 +14,8 @@ import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import orjson
-
 from ..config import ExperimentConfig
+from ..store import CELL, RunStore
 
 if TYPE_CHECKING:
     from .experiment import Cell, ExperimentRunner
@@ -93,21 +92,21 @@ def finetune_config(runner: ExperimentRunner, cell: Cell) -> Any:
     assert d is not None
     cls = _api("finetune").FinetuneConfig
     sft = str(runner.path(cell.deps[0]))
-    folder = runner.path(cell.name)
+    store = RunStore(runner.path(cell.name))
     # A run killed mid-training left checkpoints but no cell.json: continue it (run_finetune checks
     # that the settings still match).
-    resume = (folder / "checkpoints").is_dir() and not (folder / "cell.json").exists()
+    resume = (store.folder / "checkpoints").is_dir() and not store.cell_path.exists()
     given = {"model": cell.labels["student"], "train": sft, "resume": resume}
     return _config(cls, given, dict(d.finetune), "finetune")
 
 
 def student_model(runner: ExperimentRunner, tune_cell: str) -> str:
-    folder = runner.path(tune_cell)
-    if not (folder / "cell.json").exists():
-        raise ValueError(f"{folder}: the student is not trained yet (no cell.json)")
-    model = orjson.loads((folder / "cell.json").read_bytes()).get("result", {}).get("model")
+    store = RunStore(runner.path(tune_cell))
+    if not store.cell_path.exists():
+        raise ValueError(f"{store.folder}: the student is not trained yet (no {CELL})")
+    model = (store.read_cell() or {}).get("result", {}).get("model")
     # The finetune step saves a transformers checkpoint (or adapter) in its folder: `hf/<folder>` runs it.
-    return str(model) if model else f"hf/{folder.resolve()}"
+    return str(model) if model else f"hf/{store.folder.resolve()}"
 
 
 
@@ -150,8 +149,9 @@ class FinetuneStep:
         return finetune_config(runner, cell)
 
     def run(self, runner: ExperimentRunner, cell: Cell, folder: Path) -> dict[str, Any]:
-        if (folder / "cell.json").exists():
+        store = RunStore(folder)
+        if store.cell_path.exists():
             # Settings changed since this student was trained: keep the old one beside, train afresh.
-            old = orjson.loads((folder / "cell.json").read_bytes()).get("hash", "old")
+            old = (store.read_cell() or {}).get("hash", "old")
             folder.rename(folder.with_name(f"{folder.name}.stale-{old}"))
         return dict(_api("finetune").run_finetune(finetune_config(runner, cell), folder))

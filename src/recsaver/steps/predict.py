@@ -16,12 +16,12 @@ from typing import Any
 
 from ..backends.base import Backend, Generation, GenerationRequest, SamplingParams
 from ..config.schema import PredictConfig
-from ..data.records import Example, Prediction, write_jsonl
+from ..data.records import Example, Prediction
 from ..metrics import rating_metrics
 from ..prompts import OneShot, ParsedAnswer, PromptBuilder, PromptOptions, choose_one_shot, parse_answer
 from ..prompts.builder import as_ablation, as_method
 from ..prompts.grammar import rating_grammar
-from ..store import load_split
+from ..store import METRICS, DataStore, RunStore, load_split
 from .engine import cached_backend
 from .runs import no_metrics, write_run
 
@@ -196,7 +196,7 @@ def generate_split(cfg: PredictConfig, on_result: ResultHook | None = None,
 def run_predict(cfg: PredictConfig, out: Path, on_result: ResultHook | None = None,
                 on_start: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Write RUN/predictions.jsonl, RUN/metrics.json, RUN/run.json; return the metrics."""
-    out = Path(out)
+    store = RunStore(out)
     run = generate_split(cfg, on_result, on_start)
     examples, requests, generations = run.examples, run.requests, run.generations
 
@@ -206,12 +206,11 @@ def run_predict(cfg: PredictConfig, out: Path, on_result: ResultHook | None = No
         parsed = [parse_answer(g.text, cfg.method) for g in gens]
         format_ok += sum(p.format_ok for p in parsed)
         predictions.append(aggregate(ex, parsed, gens, cfg.force_rating))
-    write_jsonl(out / "predictions.jsonl", (p.to_dict() for p in predictions))
+    store.write_predictions(predictions)
     answered = [p for p in predictions if not p.failed]
     if cfg.samples > 1:
-        write_jsonl(out / "samples.jsonl", (
-            {"example_id": r.tag, "sample_index": r.sample_index, **g.to_dict()}
-            for r, g in zip(requests, generations)))
+        store.write_samples({"example_id": r.tag, "sample_index": r.sample_index, **g.to_dict()}
+                            for r, g in zip(requests, generations))
     warnings = quality_warnings(cfg, predictions, format_ok / len(generations))
     if answered:
         metrics = rating_metrics(predictions)
@@ -220,9 +219,9 @@ def run_predict(cfg: PredictConfig, out: Path, on_result: ResultHook | None = No
         metrics["forced_rating_share"] = sum(p.rating_source == "forced" for p in answered) / len(answered)
     else:  # nothing to score: no metrics.json at all rather than numbers made of failures
         metrics = no_metrics(len(predictions))
-        (out / "metrics.json").unlink(missing_ok=True)
-    write_run(out, step="predict", config={**asdict(cfg), "base_urls": list(cfg.base_urls)},
-              data_file=Path(cfg.data) / f"{cfg.split}.jsonl", metrics=metrics if answered else None,
+        store.remove([METRICS])
+    write_run(store.folder, step="predict", config={**asdict(cfg), "base_urls": list(cfg.base_urls)},
+              data_file=DataStore(Path(cfg.data)).split_path(cfg.split), metrics=metrics if answered else None,
               failures=run.failures, requests=len(requests), extra={
                   "model_id": run.model_id,
                   "ledger": run.ledger,

@@ -20,10 +20,11 @@ from typing import Any
 
 from ..backends.base import Generation, GenerationRequest, SamplingParams
 from ..config.schema import ReferencesConfig
-from ..data.records import RATINGS, Example, write_json, write_jsonl
+from ..data.records import RATINGS, Example
 from ..prompts import PromptBuilder, PromptOptions, explanation_grammar, parse_answer, parse_explanation
 from ..prompts.grammar import rating_grammar
 from ..prompts.leakage import Scrubber
+from ..store import DataStore, RunStore
 from .engine import cached_backend
 from .predict import ledger, load_split
 from .runs import write_run
@@ -155,12 +156,13 @@ def run_references(cfg: ReferencesConfig, out: Path,
             if on_example:
                 on_example(k + 1, len(examples))
     wall = time.perf_counter() - started
-    write_jsonl(out / "references.jsonl", rows)
+    store = RunStore(out)
+    store.write_references(rows)
     summary = summarize(rows, cfg.verify)
-    write_json(out / "summary.json", summary)
+    store.write_summary(summary)
     write_run(out, step="references", config={**asdict(cfg), "base_urls": list(cfg.base_urls),
                                                "leak_patterns": list(cfg.leak_patterns)},
-              data_file=Path(cfg.data) / f"{cfg.split}.jsonl", failures=generator.failures,
+              data_file=DataStore(Path(cfg.data)).split_path(cfg.split), failures=generator.failures,
               requests=len(generator.all_generations), extra={
                   "model_id": backend.model_id,
                   "ledger": ledger(generator.all_generations, wall, backend.stats.hits, backend.stats.misses,

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
-from ..data.records import write_json
 from ..models import file_sha256
+from ..store import RunStore
 
 _LIBRARIES = ("duckdb", "pyarrow", "numpy", "scipy", "scikit-learn", "llama_cpp_python", "transformers", "torch")
 
@@ -66,9 +66,9 @@ def write_run(
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write RUN/metrics.json (when given) and RUN/run.json."""
-    out = Path(out)
+    store = RunStore(out)
     if metrics is not None:
-        write_json(out / "metrics.json", metrics)
+        store.write_metrics(metrics)
     run = {
         "step": step,
         **run_status(failures, requests),
@@ -78,5 +78,5 @@ def write_run(
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         **(extra or {}),
     }
-    write_json(out / "run.json", run)
+    store.write_run(run)
     return run

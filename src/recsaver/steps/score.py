@@ -10,11 +10,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import orjson
-
-from ..data.records import load_predictions, write_json, write_jsonl
+from ..data.records import load_predictions
 from ..metrics.text import TextScorer, aggregate
-from ..store import load_references, predictions_file
+from ..store import RunStore, load_references, predictions_file, references_file
 
 
 class EmptyPoolsError(ValueError):
@@ -23,17 +21,14 @@ class EmptyPoolsError(ValueError):
 
 def empty_pools_advice(refs: Path) -> str:
     """Why the pools of REFS are empty (per-label verification pass rates) and what to do about it."""
-    folder = refs if refs.is_dir() else refs.parent
-    summary_path = folder / "summary.json"
-    summary = orjson.loads(summary_path.read_bytes()) if summary_path.exists() else {}
+    store = RunStore(refs if refs.is_dir() else refs.parent)
+    summary = store.read_summary() or {}
     rates = summary.get("pass_rate_per_label") or {}
     shown = ", ".join(f"{k}: {'-' if v is None else f'{v:.0%}'}" for k, v in rates.items()) or "unknown"
     verify = summary.get("verify", "?")
     failed = summary.get("failed_candidates") or 0
-    model = ""
-    run_path = folder / "run.json"
-    if run_path.exists():
-        model = (orjson.loads(run_path.read_bytes()).get("config") or {}).get("model", "")
+    run = store.read_run()
+    model = "" if run is None else (run.get("config") or {}).get("model", "")
     hint = (f"{failed} candidate(s) failed (their calls errored): rerun `recsaver references` to retry them. "
             if failed else "")
     return (f"verification (--verify {verify}{', model ' + model if model else ''}) kept no explanation; "
@@ -51,15 +46,16 @@ def run_score(run: Path, refs: Path, metrics: Sequence[str] | None = None, out: 
     out = Path(out) if out else (run if run.is_dir() else run.parent)
     in_pool = [p for p in predictions if p.example_id in pools]
     if not any(pools[p.example_id] for p in in_pool):
-        where = Path(refs) / "references.jsonl" if Path(refs).is_dir() else refs
+        where = references_file(Path(refs))
         raise EmptyPoolsError(f"{where}: every reference pool of the {len(in_pool)} predicted examples is empty, "
                               f"so there is nothing to score against: " + empty_pools_advice(Path(refs)))
     scorer = scorer or TextScorer(metrics)
     scores = scorer.score([(p.example_id, p.reasoning) for p in in_pool], pools)
     correct = {p.example_id: p.rating_pred == p.rating_true for p in in_pool}
-    write_jsonl(out / "text_scores.jsonl", (
+    store = RunStore(out)
+    store.write_text_scores(
         {"example_id": s.example_id, "n_refs": s.n_refs, "correct": correct[s.example_id], **s.scores}
-        for s in scores))
+        for s in scores)
     by_correct = {
         label: aggregate([s for s in scores if correct[s.example_id] == flag], n_resamples=n_resamples, seed=seed,
                          excluded=[])
@@ -73,5 +69,5 @@ def run_score(run: Path, refs: Path, metrics: Sequence[str] | None = None, out: 
         "excluded_empty_pool": list(scores.excluded),
         "signature": scorer.signature(),
     }
-    write_json(out / "text_metrics.json", result)
+    store.write_text_metrics(result)
     return result
