@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from ..config.schema import PredictConfig, ReferencesConfig, ScoreConfig
+from ..store import RunStore
 from .common import (
     DataOpt,
     LimitOpt,
@@ -54,7 +55,7 @@ def metrics(
     from ..metrics import rating_metrics
 
     result = rating_metrics(load_predictions(predictions), n_resamples=resamples, seed=seed)
-    write_json(out or predictions.parent / "metrics.json", result)
+    write_json(out or RunStore(predictions.parent).metrics_path, result)
     print_metrics(result, title=str(predictions))
 
 

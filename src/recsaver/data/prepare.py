@@ -22,8 +22,9 @@ import pyarrow.parquet as pq
 
 from .. import __version__
 from ..config.schema import DOMAINS, PrepareOptions, check_choices, setting
+from ..store import DataStore
 from .clean import clean_text
-from .records import RATINGS, Example, HistoryEntry, Item, Target, example_id, write_json, write_jsonl
+from .records import RATINGS, Example, HistoryEntry, Item, Target, example_id
 from .sources import (
     FastPathUnavailable,
     FieldCaps,
@@ -333,8 +334,9 @@ def prepare(
     splits: dict[str, list[Example]] = {"train": [], "test": []}
     for raw in raw_examples:
         splits[raw["split"]].append(_to_example(raw, items, cfg))
+    data = DataStore(out)
     for name, examples in splits.items():
-        write_jsonl(out / f"{name}.jsonl", (e.to_dict() for e in examples))
+        data.write_split(name, examples)
 
     selected = {s: {str(r): 0 for r in RATINGS} for s in splits}
     for name, examples in splits.items():
@@ -373,5 +375,5 @@ def prepare(
         "balanced": not any(shortfalls[s] for s in splits),
         "seconds": round(time.time() - started, 3),
     }
-    write_json(out / "stats.json", stats)
+    data.write_stats(stats)
     return PrepareResult(stats=stats, warnings=warnings)

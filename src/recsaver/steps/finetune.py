@@ -22,6 +22,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from .. import store
 from ..config.schema import FinetuneConfig
 from ..data.records import read_jsonl, write_json, write_jsonl
 from ..models import file_sha256
@@ -43,7 +44,7 @@ _RESUME_FIXED = ("model", "lora", "lora_alpha", "lora_targets", "full_dropout", 
 
 def train_file(cfg: FinetuneConfig) -> Path:
     path = Path(cfg.train)
-    return path / "train.jsonl" if path.is_dir() else path
+    return path / store.TRAIN if path.is_dir() else path
 
 
 def run_finetune(cfg: FinetuneConfig, out: Path, on_log: LogHook | None = None) -> dict[str, Any]:
@@ -63,7 +64,7 @@ def run_finetune(cfg: FinetuneConfig, out: Path, on_log: LogHook | None = None) 
                                 "full_dropout": cfg.dropout if cfg.lora is None else None,
                                 "train_sha256": file_sha256(train_file(cfg))}
     if last:
-        _check_resumable(out / "finetune_config.json", resolved)
+        _check_resumable(out / store.FINETUNE_CONFIG, resolved)
 
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
@@ -81,9 +82,9 @@ def run_finetune(cfg: FinetuneConfig, out: Path, on_log: LogHook | None = None) 
     resolved.update(base_model=base, is_seq2seq=is_seq2seq, rows=len(tokenized), rows_too_long=too_long,
                     trainable_params=trainable, total_params=total)
     out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "finetune_config.json", resolved)
+    write_json(out / store.FINETUNE_CONFIG, resolved)
 
-    log_file = out / "train_log.jsonl"
+    log_file = out / store.TRAIN_LOG
     _restart_log(log_file, _checkpoint_step(last) if last else 0)
     args = training_arguments(
         is_seq2seq, checkpoints, per_device_train_batch_size=cfg.batch, gradient_accumulation_steps=cfg.grad_accum,

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ..config.schema import ScoreOptions
 from ..data.records import load_predictions
 from ..metrics.text import TextScorer, aggregate
 from ..store import RunStore, load_references, predictions_file, references_file
@@ -38,8 +39,13 @@ def empty_pools_advice(refs: Path) -> str:
 
 
 def run_score(run: Path, refs: Path, metrics: Sequence[str] | None = None, out: Path | None = None,
-              n_resamples: int = 1000, seed: int = 0, scorer: TextScorer | None = None) -> dict[str, Any]:
-    """Per-example scores and aggregates, overall and split by rating correctness (Table 11)."""
+              n_resamples: int | None = None, seed: int | None = None, scorer: TextScorer | None = None
+              ) -> dict[str, Any]:
+    """Per-example scores and aggregates, overall and split by rating correctness (Table 11); resamples and
+    seed default to ScoreOptions'."""
+    defaults = ScoreOptions()
+    n_resamples = defaults.resamples if n_resamples is None else n_resamples
+    seed = defaults.seed if seed is None else seed
     run = Path(run)
     predictions = load_predictions(predictions_file(run))
     pools = load_references(Path(refs))

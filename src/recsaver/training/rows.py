@@ -14,6 +14,7 @@ from typing import Any
 from ..backends.base import GenerationRequest
 from ..backends.hf import prompt_token_ids
 from ..data.records import read_jsonl
+from ..store import TRAIN
 
 IGNORE = -100
 
@@ -22,7 +23,7 @@ def load_rows(path: Path) -> list[dict[str, Any]]:
     """The rows of an SFT train.jsonl, each checked for a user prompt and an assistant target."""
     path = Path(path)
     if path.is_dir():
-        path = path / "train.jsonl"
+        path = path / TRAIN
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file (run `recsaver distill build` first)")
     rows = []
