@@ -278,11 +278,11 @@ class CachedBackend:
             found = self.cache.get_many([keys[i] for i in pending])
             for i in pending:
                 if keys[i] in found:
-                    results[i] = found[keys[i]]
+                    results[i] = hit = found[keys[i]]
                     self.stats.hits += 1
                     self.stats.waited += int(i in waited)
                     if on_result:
-                        on_result(i, results[i])  # type: ignore[arg-type]
+                        on_result(i, hit)
             pending = [i for i in pending if results[i] is None]
             if not pending:
                 break

@@ -47,7 +47,7 @@ def config_options(cls: Any, skip: tuple[str, ...] = ("extra",)) -> list[inspect
         if is_tuple(strip_optional(tp)):
             # Repeatable; left empty the field keeps its own default (shown in the help, not as a list).
             item = typing.get_args(strip_optional(tp))[0]
-            tp, show_default = list[item], not default  # type: ignore[valid-type]
+            tp, show_default = list[item], not default  # type: ignore[valid-type]  # built at run time
             if default:
                 help_text += " Default: the built-in list."
             default = []
@@ -110,7 +110,7 @@ def with_config(cls: Any, skip: tuple[str, ...] = ("extra",)) -> Callable[[Calla
 
         params = [*generated, *extra, *own,
                   inspect.Parameter(_CTX, inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context)]
-        command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+        command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]  # what typer reads
         command.__annotations__ = {p.name: p.annotation for p in params}
         del command.__wrapped__  # typer must read the generated signature, not func's
         return command

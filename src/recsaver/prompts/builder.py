@@ -296,7 +296,7 @@ class PromptBuilder:
 def _as_rating(rating: object) -> int:
     """The rating as a plain int in 1..5 (numpy integers accepted; floats and bools are not)."""
     try:
-        value = operator.index(rating)  # type: ignore[arg-type]
+        value = operator.index(rating)  # type: ignore[arg-type]  # any object: index() is the check
     except TypeError:
         value = None
     if value is None or isinstance(rating, bool) or value not in RATINGS:

@@ -164,8 +164,11 @@ def table3(exp: Experiment) -> tuple[Table, list[dict[str, Any]]]:
         for c in exp.find("baseline", dom):
             rows.append(RatingRow(g, "Naive Baseline (Avg.)", exp.folder / c["name"]))
         cells = [c for c in exp.find("predict", dom) if "student" not in c["labels"]]
-        key = lambda c: (c["labels"]["model"], order.index((c["labels"]["method"], c["labels"]["ablation"]))  # noqa: E731
-                         if (c["labels"]["method"], c["labels"]["ablation"]) in order else len(order))
+
+        def key(c: dict[str, Any]) -> tuple[str, int]:
+            pair = (c["labels"]["method"], c["labels"]["ablation"])
+            return c["labels"]["model"], order.index(pair) if pair in order else len(order)
+
         for c in sorted(cells, key=key):
             lab = c["labels"]
             label = ROW_LABELS.get((lab["method"], lab["ablation"]), f"{lab['method']} ({lab['ablation']})")

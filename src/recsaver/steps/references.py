@@ -60,7 +60,9 @@ class ReferenceGenerator:
         return fitted
 
     def explain_requests(self, example: Example) -> list[GenerationRequest]:
-        render = lambda e: self.builder.explanation_messages(e, example.rating)[0]["content"]  # noqa: E731
+        def render(e: Example) -> str:
+            return self.builder.explanation_messages(e, example.rating)[0]["content"]
+
         fitted = self._fit(example, render, self.cfg.max_tokens)
         base = GenerationRequest.from_messages(self.builder.explanation_messages(fitted, example.rating),
                                                params=self.explain_params, grammar=self.explain_grammar,
@@ -68,7 +70,9 @@ class ReferenceGenerator:
         return [base.with_sample(n) for n in range(self.cfg.samples)]
 
     def verify_request(self, example: Example, scrubbed: str) -> GenerationRequest:
-        render = lambda e: self.builder.verification_messages(e, scrubbed, scrub=False)[0]["content"]  # noqa: E731
+        def render(e: Example) -> str:
+            return self.builder.verification_messages(e, scrubbed, scrub=False)[0]["content"]
+
         fitted = self._fit(example, render, self.verify_params.max_tokens)
         return GenerationRequest.from_messages(self.builder.verification_messages(fitted, scrubbed, scrub=False),
                                                params=self.verify_params, grammar=self.verify_grammar,

@@ -133,7 +133,9 @@ class HFBackend:
                                                error=f"{type(e1).__name__}: {e1}"))
             for i, g in zip(batch, outs):
                 done(i, g)
-        return results  # type: ignore[return-value]
+        filled = [r for r in results if r is not None]
+        assert len(filled) == len(results), "a request got no Generation"
+        return filled
 
     def _batches(self, requests: Sequence[GenerationRequest], prepared: dict[int, list[int]]) -> list[list[int]]:
         """Greedy requests with equal params, `batch_size` at a time (longest prompts first);
