@@ -30,6 +30,7 @@ from collections.abc import Sequence
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -171,17 +172,20 @@ class GenerationCache:
                 except sqlite3.Error:  # busy or closed: the next beat tries again; staleness allows for it
                     continue
 
-    def get_many(self, keys: Sequence[str]) -> dict[str, Generation]:
-        found: dict[str, Generation] = {}
+    def _blobs(self, table: str, column: str, keys: Sequence[str]) -> dict[str, Any]:
+        """key -> the decoded JSON in `column` of `table`, for the keys that are there (500 a query)."""
+        found: dict[str, Any] = {}
         with self._lock:
             for start in range(0, len(keys), 500):
                 chunk = list(keys[start:start + 500])
                 marks = ",".join("?" * len(chunk))
-                for key, blob in self._con.execute(
-                    f"SELECT key, generation FROM generations WHERE key IN ({marks})", chunk
-                ):
-                    found[key] = Generation.from_dict(orjson.loads(blob), cached=True)
+                for key, blob in self._con.execute(f"SELECT key, {column} FROM {table} WHERE key IN ({marks})", chunk):
+                    found[key] = orjson.loads(blob)
         return found
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, Generation]:
+        rows = self._blobs("generations", "generation", keys)
+        return {k: Generation.from_dict(d, cached=True) for k, d in rows.items()}
 
     def put(self, key: str, model_id: str, request: GenerationRequest, generation: Generation) -> None:
         with self._lock:
@@ -203,14 +207,7 @@ class GenerationCache:
 
     # ---- probes: their own table, no claims ----------------------------------------------
     def get_probes(self, keys: Sequence[str]) -> dict[str, Probe]:
-        found: dict[str, Probe] = {}
-        with self._lock:
-            for start in range(0, len(keys), 500):
-                chunk = list(keys[start:start + 500])
-                marks = ",".join("?" * len(chunk))
-                for key, blob in self._con.execute(f"SELECT key, result FROM probes WHERE key IN ({marks})", chunk):
-                    found[key] = Probe.from_dict(orjson.loads(blob), cached=True)
-        return found
+        return {k: Probe.from_dict(d, cached=True) for k, d in self._blobs("probes", "result", keys).items()}
 
     def put_probe(self, key: str, model_id: str, request: ProbeRequest, probe: Probe) -> None:
         """Store a successful probe (committed at once); a failed one is not stored."""
