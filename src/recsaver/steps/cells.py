@@ -58,18 +58,13 @@ class DataStep:
 
     def run(self, runner: ExperimentRunner, cell: Cell, folder: Path) -> dict[str, Any]:
         from ..data.prepare import PrepareConfig, prepare
-        from ..data.sources import FieldCaps
         from ..sample import sample_files
 
-        spec, p = runner.cfg.domain(cell.domain), runner.cfg.prepare
+        spec = runner.cfg.domain(cell.domain)
         reviews, meta = (sample_files(cell.domain) if spec.sample
                          else (Path(str(spec.reviews)), Path(spec.meta) if spec.meta else None))
-        pcfg = PrepareConfig(
-            domain=cell.domain, min_history=p.min_history, max_history=p.max_history, targets=p.targets,
-            history_overflow=p.history_overflow, train_per_label=p.train_per_label, test_per_label=p.test_per_label,
-            test_fraction=p.test_fraction, seed=p.seed, on_bad_line=p.on_bad_line,
-            caps=FieldCaps(description=p.max_description_chars, review_text=p.max_review_chars))
-        result = prepare(reviews, meta, folder, pcfg)
+        # The prepare section is PrepareOptions, which PrepareConfig extends: the fields pass as they are.
+        result = prepare(reviews, meta, folder, PrepareConfig(domain=cell.domain, **asdict(runner.cfg.prepare)))
         return {"examples": result.stats["examples"], "warnings": result.warnings}
 
 
