@@ -217,8 +217,8 @@ class BatchedDecoder:
                         finish(s, BatchResult(error=f"llama_decode returned {rc}"))
                     continue
                 for s in active:
-                    if s.out_idx >= 0:
-                        self._after_logits(s, requests[s.req], finish)  # type: ignore[index]
+                    if s.out_idx >= 0 and s.req is not None:  # active slots hold a request
+                        self._after_logits(s, requests[s.req], finish)
         finally:
             for s in slots:
                 if s.sampler is not None:

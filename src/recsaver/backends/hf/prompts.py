@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 # The header, digits and continuation are prompts' (re-exported here for the vLLM backend and the tests).
-from ...prompts.rating import DIGITS, RATING_HEADER, rating_continuation  # noqa: F401
+from ...prompts.rating import DIGITS, RATING_HEADER, rating_continuation  # noqa: F401 - re-exported
 from ..base import GenerationRequest, ProbeRequest
 
 
