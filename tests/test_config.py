@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -99,3 +100,12 @@ def test_missing_file_and_missing_required_key(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="domains: required key is missing"):
         load_config(write(tmp_path, "name: t\nmodels: [a/b]\n"))
 
+
+
+def test_section_choices_are_checked_where_the_value_came_from() -> None:
+    """verify, balance, targets...: the schema's `choices`, checked as each section is built."""
+    for item, said in (("predict.balance=sideways", "predict.balance: balance must be one of round-robin"),
+                       ("references.verify=[maybe]", "references.verify: verify must be one of exact, 1-off"),
+                       ("prepare.targets=some", "prepare.targets: targets must be one of all, last")):
+        with pytest.raises(ConfigError, match=re.escape(f"--set {item}: {said}")):
+            load_config(REPO / "configs" / "smoke.yaml", [item])

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from .schema import ABLATIONS, DOMAINS, METHODS, check_sampling
+from .schema import ABLATIONS, DOMAINS, METHODS, SPLITS, check_sampling
 from .settings import TABLES, ExperimentConfig
 
 if TYPE_CHECKING:
@@ -25,12 +25,8 @@ def validate(cfg: ExperimentConfig, loader: Loader) -> None:
     _check_in(loader, ("methods",), cfg.methods, METHODS)
     _check_in(loader, ("ablate",), cfg.ablate, METHODS)
     _check_in(loader, ("ablations",), cfg.ablations, ABLATIONS)
-    _check_in(loader, ("references", "verify"), cfg.references.verify, ("exact", "1-off", "none"))
-    _check_in(loader, ("split",), (cfg.split,), ("train", "test"))
-    _check_in(loader, ("predict", "balance"), (cfg.predict.balance,), ("round-robin", "least-busy"))
-    _check_in(loader, ("prepare", "targets"), (cfg.prepare.targets,), ("all", "last"))
-    _check_in(loader, ("prepare", "history_overflow"), (cfg.prepare.history_overflow,), ("skip", "truncate"))
-    _check_in(loader, ("prepare", "on_bad_line"), (cfg.prepare.on_bad_line,), ("error", "skip"))
+    _check_in(loader, ("split",), (cfg.split,), SPLITS)
+    # Section fields with `choices` (verify, balance, targets, ...) were checked as each section was built.
     for d in cfg.domains:
         _check_in(loader, ("domains", d.name), (d.name,), DOMAINS)
         given = [k for k in ("prepared", "reviews", "sample") if getattr(d, k)]

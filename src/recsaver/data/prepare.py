@@ -80,8 +80,6 @@ class PrepareConfig(PrepareOptions):
                                                        review_text=self.max_review_chars))
         if not 1 <= self.min_history <= self.max_history:
             raise ValueError(f"need 1 <= min_history <= max_history, got {self.min_history}, {self.max_history}")
-        if self.targets not in ("all", "last") or self.history_overflow not in ("skip", "truncate"):
-            raise ValueError("targets must be all|last and history_overflow skip|truncate")
         if self.train_per_label < 0 or self.test_per_label < 0:
             raise ValueError("per-label sizes must be >= 0")
         if self.test_fraction is not None and not 0 < self.test_fraction < 1:
