@@ -27,6 +27,7 @@ class BackendOptions:
     n_ctx: int = 4096
     base_urls: tuple[str, ...] = ()
     concurrency: int = 4
+    parallel: int = 8  # llamacpp: sequences decoded together
     balance: str = "round-robin"  # openai fleets: round-robin | least-busy
     lora_path: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -56,7 +57,7 @@ def load_backend(spec: str, options: BackendOptions = BackendOptions()) -> Backe
         # runs of this machine (backends/cpu_share.py).
         threads = int(os.environ["RECSAVER_LLAMA_THREADS"]) if os.environ.get("RECSAVER_LLAMA_THREADS") else None
         return LlamaCppBackend(path, model_id=model_id, n_ctx=options.n_ctx, lora_path=options.lora_path,
-                               n_threads=threads)
+                               n_threads=threads, n_parallel=options.parallel)
     if provider == "openai":
         from .openai_compat import OpenAIBackend
 

@@ -1,30 +1,35 @@
-"""Batched multi-sequence decoding on one llama.cpp context (issue 17), standalone for now.
+"""Batched multi-sequence decoding on one llama.cpp context (issue 17): the llamacpp backend's engine.
 
-`BatchedDecoder(llm, n_parallel)` decodes up to `n_parallel` sequences in one `llama_batch`
-per step through llama-cpp-python's low-level API, on an already-loaded `llama_cpp.Llama`:
+`BatchedDecoder(llm, n_parallel)` decodes up to `n_parallel` sequences in one `llama_batch` per
+step through llama-cpp-python's low-level API, on an already-loaded `llama_cpp.Llama`:
 
 - continuous batching: each sequence is a slot (a KV sequence id); a finished slot takes the
   next queued request at once; prompt chunks and single decode tokens share a batch;
-- shared prefixes: the queue is sorted by prompt tokens, and a new request takes the longest
-  prefix of its prompt already in (or being evaluated into) any slot's KV with
-  `llama_memory_seq_cp` (a unified KV cache: the copy shares cells, it costs nothing), so the
-  M samples of one prompt evaluate it once (each re-evaluates only its last prompt token, for
-  its own logits); a later request that extends a finished sequence (the forced-rating read-out
-  after an answer) reuses that sequence's prompt + answer the same way;
+- shared prefixes: the queue is sorted by prompt tokens, a request goes to the idle slot whose KV
+  shares most of its prompt, and a longer prefix held (or being evaluated) by another slot is
+  copied with `llama_memory_seq_cp`. So the M samples of one prompt evaluate it once (each
+  re-evaluates only its last prompt token, for its own logits), and a follow-up `submit`ted from a
+  result's callback with `front=True` (the forced-rating read-out after an answer) extends the
+  answer's own sequence;
 - one sampler chain per sequence, built as `Llama.create_completion` builds its own
-  (penalties, grammar, then greedy, or top_k/typical/top_p/min_p/temp/dist(seed)), so a
-  request's output equals create_completion's up to the float rounding of batched kernels.
+  (penalties, grammar, then greedy, or top_k/typical/top_p/min_p/temp/dist(seed)).
 
-The context must have `n_seq_max >= n_parallel` and a unified KV cache; `Llama` takes neither
-option, so `enable_parallel` rebuilds the Llama's context with them (the decoder does it when
-needed). The decoder uses that context's sequences 0..n_parallel-1 and clears the KV cache
-before and after each `generate` call (so `Llama`'s own prefix cache restarts cold).
-KV admission is conservative: a slot reserves len(prompt) + max_tokens cells, shared or not.
+**One KV stream per sequence** (`kv_unified=False`): each sequence attends only to its own cells,
+laid out as a lone sequence's are, so its attention sums run in the same order as when it is decoded
+alone. With a unified cache the cells of 8 sequences interleave and the sums reorder: SmolLM2 then
+matched one-at-a-time greedy decoding on 0 of 8 prompts over 48 tokens; with one stream per sequence
+and flash attention, 8 of 8 (docs/benchmarks.md). The price is that a cross-stream copy duplicates
+the source's whole stream (llama.cpp copies full stream buffers), so short shared prefixes
+(< `MIN_COPY` tokens) are evaluated again instead.
+
+`Llama` takes neither `n_seq_max` nor `kv_unified`, so `enable_parallel` rebuilds the Llama's
+context with them: `n_parallel` streams of `n_ctx_seq` cells each. Slots keep their KV between
+`run` calls (a later call reuses it), so `Llama`'s own prefix cache is not used: `create_completion`
+and `eval` must not be called on a Llama with a decoder.
 """
 
 from __future__ import annotations
 
-import ctypes
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -32,6 +37,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from .llama_setup import enable_parallel, make_sampler
+
+MIN_COPY = 32  # prompt tokens a cross-stream copy must save to be worth a full-stream copy
 
 
 @dataclass(frozen=True)
@@ -70,29 +79,14 @@ class DecodeStats:
     batch_tokens: int = 0  # tokens evaluated (prompt + decode)
     sampled: int = 0
     reused_tokens: int = 0
-    decode_s: float = 0.0
+    copies: int = 0
+    decode_s: float = 0.0  # in llama_decode, of which:
+    chunk_s: float = 0.0  # prompt chunks (one sequence's prompt tokens per step)
+    chunk_tokens: int = 0
+    single_steps: int = 0  # steps of one token per sequence (decoding, and 1-token prompt remainders)
 
 
-def enable_parallel(llm: Any, n_seq_max: int) -> None:
-    """Rebuild `llm`'s context with `n_seq_max` sequences and a unified KV cache (same n_ctx)."""
-    import llama_cpp
-    from llama_cpp import _internals
-
-    ctx = llm._ctx
-    if llama_cpp.llama_n_seq_max(ctx.ctx) >= n_seq_max and bool(llm.context_params.kv_unified):
-        return
-    if n_seq_max > llama_cpp.llama_max_parallel_sequences():
-        raise ValueError(f"n_seq_max {n_seq_max} > llama.cpp's {llama_cpp.llama_max_parallel_sequences()}")
-    llm.context_params.n_seq_max = n_seq_max
-    llm.context_params.kv_unified = True
-    ctx.close()  # free the old KV cache first
-    llm._ctx = _internals.LlamaContext(model=llm._model, params=llm.context_params, verbose=llm.verbose)
-    if getattr(llm, "_lora_adapter", None) is not None:
-        adapters = (llama_cpp.llama_adapter_lora_p_ctypes * 1)(llm._lora_adapter)
-        scales = (ctypes.c_float * 1)(llm.lora_scale)
-        if llama_cpp.llama_set_adapters_lora(llm._ctx.ctx, adapters, 1, scales):
-            raise RuntimeError("failed to set the LoRA adapter on the rebuilt context")
-    llm.n_tokens = 0
+Callback = Callable[[BatchResult], None]
 
 
 def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
@@ -103,135 +97,167 @@ def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
     return i
 
 
+@dataclass
+class _Job:
+    req: BatchRequest
+    done: Callback
+
+
 class _Slot:
     def __init__(self, seq: int):
         self.seq = seq
         self.kv: list[int] = []  # tokens whose KV is in this sequence, at positions 0..len-1
-        self.req: int | None = None  # index of the request it decodes; None when idle
+        self.job: _Job | None = None  # the request it decodes; None when idle
         self.pending: list[int] = []  # tokens to evaluate next (prompt remainder, or the sampled token)
         self.wait: tuple[_Slot, int] | None = None  # (source slot, prefix length) to copy once evaluated
+        self.copied_from = False  # a copy from this slot is pending: keep its cells until the next decode
         self.sampler: Any = None
-        self.prompt: tuple[int, ...] = ()
         self.out: list[int] = []
         self.out_idx = -1  # index in the current batch of this slot's logits row
-        self.reserve = 0
         self.reused = 0
         self.first_logits: np.ndarray | None = None
         self.started = 0.0
 
+    @property
+    def prompt(self) -> tuple[int, ...]:
+        return self.job.req.prompt if self.job else ()
+
     def future(self) -> list[int]:
         """The tokens this slot's KV will hold once its pending prompt is evaluated."""
+        if self.job is None:
+            return self.kv
         if self.wait is not None:
             return list(self.prompt)
         return self.kv + self.pending if not self.out else self.kv
 
 
 class BatchedDecoder:
-    def __init__(self, llm: Any, n_parallel: int = 8, n_batch: int | None = None):
+    def __init__(self, llm: Any, n_parallel: int = 8, n_ctx_seq: int | None = None, n_batch: int | None = None,
+                 before_step: Callable[[], None] | None = None):
         import llama_cpp
 
         self.lc = llama_cpp
         self.llm = llm
         self.n_parallel = n_parallel
-        enable_parallel(llm, n_parallel)
-        self.n_ctx = llama_cpp.llama_n_ctx(llm._ctx.ctx)
+        enable_parallel(llm, n_parallel, n_ctx_seq or llama_cpp.llama_n_ctx_seq(llm._ctx.ctx))
+        self.n_ctx_seq = llama_cpp.llama_n_ctx_seq(llm._ctx.ctx)
         self.n_batch = min(n_batch or llama_cpp.llama_n_batch(llm._ctx.ctx), llama_cpp.llama_n_batch(llm._ctx.ctx))
         self.n_vocab = llm.n_vocab()
         self.vocab = llm._model.vocab
+        self.before_step = before_step
         self.stats = DecodeStats()
+        self.slots = [_Slot(s) for s in range(n_parallel)]
+        self.queue: deque[_Job] = deque()
+        self._chunk_turn = False
+        self.reset()
 
-    # ---- KV helpers -----------------------------------------------------------
+    def reset(self) -> None:
+        """Forget every slot's KV (the next requests start cold)."""
+        self.lc.llama_memory_clear(self._mem, False)
+        for s in self.slots:
+            s.kv = []
+
     @property
     def _mem(self) -> Any:
         return self.lc.llama_get_memory(self.llm._ctx.ctx)
 
-    def _clear(self) -> None:
-        self.lc.llama_memory_clear(self._mem, False)
-        self.llm.n_tokens = 0  # Llama's own prefix cache is gone with it
+    def _rm(self, slot: _Slot, start: int) -> None:
+        self.lc.llama_memory_seq_rm(self._mem, slot.seq, start, -1)
+        del slot.kv[start:]
 
-    def _sampler(self, r: BatchRequest) -> Any:
-        from llama_cpp._internals import LlamaSampler
+    # ---- the queue ------------------------------------------------------------------
+    def submit(self, req: BatchRequest, done: Callback, front: bool = False) -> None:
+        """Queue one request; `done(result)` is called when it finishes (it may submit more)."""
+        (self.queue.appendleft if front else self.queue.append)(_Job(req, done))
 
-        s = LlamaSampler()
-        s.add_penalties(n_vocab=self.n_vocab, penalty_last_n=self.llm.last_n_tokens_size, penalty_repeat=1.0,
-                        penalty_freq=0.0, penalty_present=0.0)
-        if r.grammar is not None:
-            g = self.lc.llama_sampler_init_grammar(self.vocab, r.grammar.encode("utf-8"), b"root")
-            if not g:
-                s.close()
-                raise ValueError("llama.cpp could not parse the grammar")
-            self.lc.llama_sampler_chain_add(s.sampler, g)
-        if r.temperature <= 0.0:
-            s.add_greedy()
-        else:
-            s.add_top_k(r.top_k)
-            s.add_typical(1.0, 1)
-            s.add_top_p(r.top_p, 1)
-            s.add_min_p(r.min_p, 1)
-            s.add_temp(r.temperature)
-            s.add_dist(r.seed)
-        return s
-
-    # ---- the loop ---------------------------------------------------------------
     def generate(self, requests: Sequence[BatchRequest],
                  on_result: Callable[[int, BatchResult], None] | None = None) -> list[BatchResult]:
+        """Decode `requests` (sorted by prompt, so shared prefixes meet); results in request order."""
         results: list[BatchResult | None] = [None] * len(requests)
-        order = sorted(range(len(requests)), key=lambda i: (requests[i].prompt, i))
-        queue = deque(order)
-        slots = [_Slot(s) for s in range(self.n_parallel)]
-        batch = self.lc.llama_batch_init(self.n_batch, 0, 1)
-        self._clear()
 
-        def finish(slot: _Slot, res: BatchResult) -> None:
-            assert slot.req is not None
-            res.prompt_tokens = len(slot.prompt)
-            res.latency_s = time.perf_counter() - slot.started
-            i = slot.req
-            results[i] = res
-            if slot.sampler is not None:
-                slot.sampler.close()
-            slot.req, slot.sampler, slot.pending, slot.wait, slot.out = None, None, [], None, []
-            if res.error is not None:  # its KV state is unknown: drop it
-                self.lc.llama_memory_seq_rm(self._mem, slot.seq, -1, -1)
-                slot.kv = []
-            if on_result:
-                on_result(i, res)
+        def done_for(i: int) -> Callback:
+            def done(res: BatchResult) -> None:
+                results[i] = res
+                if on_result:
+                    on_result(i, res)
+            return done
 
-        try:
-            while queue or any(s.req is not None for s in slots):
-                self._resolve_waits(slots)
-                self._admit(requests, queue, slots, finish)
-                active = [s for s in slots if s.req is not None and s.wait is None and s.pending]
-                if not active:
-                    if any(s.wait is not None for s in slots):
-                        raise RuntimeError("a slot waits on a prefix that no slot evaluates")
-                    continue
-                self._fill(batch, active)
-                t0 = time.perf_counter()
-                rc = self.lc.llama_decode(self.llm._ctx.ctx, batch)
-                self.stats.decode_s += time.perf_counter() - t0
-                self.stats.steps += 1
-                self.stats.batch_tokens += batch.n_tokens
-                if rc != 0:
-                    for s in active:
-                        finish(s, BatchResult(error=f"llama_decode returned {rc}"))
-                    continue
-                for s in active:
-                    if s.out_idx >= 0 and s.req is not None:  # active slots hold a request
-                        self._after_logits(s, requests[s.req], finish)
-        finally:
-            for s in slots:
-                if s.sampler is not None:
-                    s.sampler.close()
-            self.lc.llama_batch_free(batch)
-            self._clear()
+        for i in sorted(range(len(requests)), key=lambda i: (requests[i].prompt, i)):
+            self.submit(requests[i], done_for(i))
+        self.run()
         return [r if r is not None else BatchResult(error="not run") for r in results]
 
-    def _resolve_waits(self, slots: list[_Slot]) -> None:
+    def run(self) -> None:
+        """Decode until the queue is empty and every slot is idle."""
+        batch = self.lc.llama_batch_init(self.n_batch, 0, 1)
+        try:
+            while self.queue or any(s.job is not None for s in self.slots):
+                self._resolve_waits()
+                self._admit()
+                active = [s for s in self.slots if s.job is not None and s.wait is None and s.pending]
+                if not active:
+                    if any(s.wait is not None for s in self.slots):
+                        raise RuntimeError("a slot waits on a prefix that no slot evaluates")
+                    for s in self.slots:
+                        s.copied_from = False
+                    continue
+                if self.before_step:
+                    self.before_step()
+                chunk = self._fill(batch, active)
+                t0 = time.perf_counter()
+                rc = self.lc.llama_decode(self.llm._ctx.ctx, batch)
+                took = time.perf_counter() - t0
+                self._count(chunk, took, batch.n_tokens)
+                for s in self.slots:
+                    s.copied_from = False
+                if rc != 0:
+                    for s in active:
+                        self._finish(s, BatchResult(error=f"llama_decode returned {rc}"))
+                    continue
+                for s in active:  # the slots of this step (_fill set out_idx) that are still running
+                    if s.out_idx >= 0 and s.job is not None:
+                        self._after_logits(s, s.job.req)
+        except BaseException:
+            for s in self.slots:  # a broken run leaves no half-evaluated sequence behind
+                if s.job is not None:
+                    self._drop(s)
+            self.queue.clear()
+            raise
+        finally:
+            self.lc.llama_batch_free(batch)
+
+    def _count(self, chunk: bool, took: float, n_tokens: int) -> None:
+        st = self.stats
+        st.decode_s, st.steps, st.batch_tokens = st.decode_s + took, st.steps + 1, st.batch_tokens + n_tokens
+        if chunk:
+            st.chunk_s, st.chunk_tokens = st.chunk_s + took, st.chunk_tokens + n_tokens
+        else:
+            st.single_steps += 1
+
+    def _drop(self, slot: _Slot) -> None:
+        if slot.sampler is not None:
+            slot.sampler.close()
+        slot.job, slot.sampler, slot.pending, slot.wait, slot.out = None, None, [], None, []
+        self._rm(slot, 0)
+
+    def _finish(self, slot: _Slot, res: BatchResult) -> None:
+        job = slot.job
+        assert job is not None
+        res.prompt_tokens = len(job.req.prompt)
+        res.latency_s = time.perf_counter() - slot.started
+        if slot.sampler is not None:
+            slot.sampler.close()
+        slot.job, slot.sampler, slot.pending, slot.wait, slot.out = None, None, [], None, []
+        if res.error is not None:  # its KV state is unknown: drop it
+            self._rm(slot, 0)
+        job.done(res)
+
+    # ---- placing a request ------------------------------------------------------------
+    def _resolve_waits(self) -> None:
         changed = True
         while changed:
             changed = False
-            for s in slots:
+            for s in self.slots:
                 if s.wait is None:
                     continue
                 src, n = s.wait
@@ -239,72 +265,64 @@ class BatchedDecoder:
                     continue
                 if len(src.kv) >= n and src.kv[:n] == list(s.prompt[:n]):
                     self._copy(src, s, n)
-                elif _common_prefix(src.future() if src.req is not None else src.kv, s.prompt) < n:
-                    # the source fell away: evaluate the whole prompt
-                    self.lc.llama_memory_seq_rm(self._mem, s.seq, -1, -1)
-                    s.kv, s.pending = [], list(s.prompt)
+                elif _common_prefix(src.future(), s.prompt) < n:  # the source fell away: evaluate it all
+                    self._rm(s, 0)
+                    s.pending = list(s.prompt)
                 else:
                     continue
                 s.wait = None
                 changed = True
 
     def _copy(self, src: _Slot, dst: _Slot, n: int) -> None:
+        # Across streams llama.cpp copies only whole streams: copy it all, then cut it at n.
         self.lc.llama_memory_seq_rm(self._mem, dst.seq, -1, -1)
-        self.lc.llama_memory_seq_cp(self._mem, src.seq, dst.seq, 0, n)
+        self.lc.llama_memory_seq_cp(self._mem, src.seq, dst.seq, -1, -1)
+        self.lc.llama_memory_seq_rm(self._mem, dst.seq, n, -1)
         dst.kv = list(dst.prompt[:n])
         dst.pending = list(dst.prompt[n:])
+        src.copied_from = True
         self.stats.reused_tokens += n
+        self.stats.copies += 1
         dst.reused = n
 
-    def _admit(self, requests: Sequence[BatchRequest], queue: deque[int], slots: list[_Slot],
-               finish: Callable[[_Slot, BatchResult], None]) -> None:
-        for slot in slots:
-            if slot.req is not None or not queue:
-                continue
-            i = queue[0]
-            r = requests[i]
-            need = len(r.prompt) + r.max_tokens
-            used = sum(s.reserve if s.req is not None else len(s.kv) for s in slots if s is not slot)
-            if used + need > self.n_ctx:
-                for s in slots:  # drop idle residual KV first
-                    if s.req is None and s.kv:
-                        self.lc.llama_memory_seq_rm(self._mem, s.seq, -1, -1)
-                        s.kv = []
-                used = sum(s.reserve for s in slots if s.req is not None)
-                if used + need > self.n_ctx and used > 0:
-                    return  # wait for a slot to finish
-            queue.popleft()
-            slot.req, slot.prompt, slot.out, slot.reserve = i, r.prompt, [], need
-            slot.started = time.perf_counter()
+    def _admit(self) -> None:
+        while self.queue:
+            idle = [s for s in self.slots if s.job is None and not s.copied_from]
+            if not idle:
+                return
+            job = self.queue.popleft()
+            r = job.req
+            # The idle slot whose KV shares most of the prompt; else the one holding least.
+            slot = max(idle, key=lambda s: (_common_prefix(s.kv, r.prompt), -len(s.kv)))
+            slot.job, slot.out, slot.started = job, [], time.perf_counter()
             slot.reused, slot.first_logits = 0, None
-            if not r.prompt or need > self.n_ctx:
-                finish(slot, BatchResult(error=f"prompt of {len(r.prompt)} tokens + max_tokens {r.max_tokens} "
-                                               f"does not fit the context of {self.n_ctx}" if r.prompt
-                                         else "empty prompt"))
+            need = len(r.prompt) + r.max_tokens
+            if not r.prompt or need > self.n_ctx_seq:
+                self._finish(slot, BatchResult(error=f"prompt of {len(r.prompt)} tokens + max_tokens {r.max_tokens} "
+                                                     f"does not fit the context of {self.n_ctx_seq}" if r.prompt
+                                               else "empty prompt"))
                 continue
             try:
-                slot.sampler = self._sampler(r) if r.max_tokens > 0 else None
+                slot.sampler = make_sampler(self.llm, r) if r.max_tokens > 0 else None
             except Exception as e:
-                finish(slot, BatchResult(error=f"{type(e).__name__}: {e}"))
+                self._finish(slot, BatchResult(error=f"{type(e).__name__}: {e}"))
                 continue
-            self._place(slot, slots)
+            self._place(slot)
 
-    def _place(self, slot: _Slot, slots: list[_Slot]) -> None:
-        """Take the longest prefix of the slot's prompt that some slot holds or is evaluating."""
+    def _place(self, slot: _Slot) -> None:
+        """Reuse the slot's own KV, or copy a longer prefix that another slot holds or is evaluating."""
         prompt = slot.prompt
         cap = len(prompt) - 1  # evaluate at least the last prompt token, for this sequence's logits
         own = min(_common_prefix(slot.kv, prompt), cap)
         best, best_n = slot, own
-        for s in slots:
-            if s is slot or (s.req is None and not s.kv):
+        for s in self.slots:
+            if s is slot or (s.job is None and not s.kv):
                 continue
-            n = min(_common_prefix(s.future() if s.req is not None else s.kv, prompt), cap)
-            if n > best_n or (n == best_n and n > 0 and best is not slot and best.wait is not None
-                              and s.wait is None):
+            n = min(_common_prefix(s.future(), prompt), cap)
+            if n >= best_n + MIN_COPY and (s.wait is None or n > best_n + MIN_COPY):
                 best, best_n = s, n
         if best is slot:
-            self.lc.llama_memory_seq_rm(self._mem, slot.seq, own, -1)
-            slot.kv = list(prompt[:own])
+            self._rm(slot, own)
             slot.pending = list(prompt[own:])
             self.stats.reused_tokens += own
             slot.reused = own
@@ -314,13 +332,26 @@ class BatchedDecoder:
             slot.wait = (best, best_n)
             slot.pending = []
 
-    def _fill(self, batch: Any, active: list[_Slot]) -> None:
-        """Decode tokens first, then prompt chunks, up to n_batch tokens; logits at each slot's last."""
-        batch.n_tokens = 0
-        budget = self.n_batch
-        for s in sorted(active, key=lambda s: (not s.out, len(s.pending))):
+    # ---- one step ---------------------------------------------------------------------
+    def _fill(self, batch: Any, active: list[_Slot]) -> bool:
+        """One step: every sequence's single next token, or (every other step) one sequence's next prompt
+        chunk alone, cut at n_batch from where its evaluation starts, as `Llama.eval` cuts it.
+
+        A prompt chunk never shares a step: llama.cpp splits a multi-sequence batch into ubatches with
+        as many tokens of each sequence, which would cut the chunk elsewhere, and the attention kernels
+        sum a many-row chunk in another order than a few rows, so the prompt's KV (and every later
+        token) would differ from one-at-a-time decoding. One token per sequence is batch-invariant.
+        """
+        singles = [s for s in active if len(s.pending) == 1]
+        chunks = [s for s in active if len(s.pending) > 1]
+        self._chunk_turn = not self._chunk_turn
+        chunk = bool(chunks) and (self._chunk_turn or not singles)
+        chosen = [min(chunks, key=lambda s: s.started)] if chunk else singles
+        for s in active:
             s.out_idx = -1
-            take = min(len(s.pending), budget)
+        batch.n_tokens = 0
+        for s in chosen:
+            take = min(len(s.pending), self.n_batch - batch.n_tokens)
             if take == 0:
                 continue
             for k in range(take):
@@ -333,17 +364,17 @@ class BatchedDecoder:
             batch.n_tokens += take
             s.kv.extend(s.pending[:take])
             del s.pending[:take]
-            budget -= take
             if not s.pending:
                 s.out_idx = batch.n_tokens - 1
                 batch.logits[s.out_idx] = True
+        return chunk
 
-    def _after_logits(self, s: _Slot, r: BatchRequest, finish: Callable[[_Slot, BatchResult], None]) -> None:
+    def _after_logits(self, s: _Slot, r: BatchRequest) -> None:
         if r.logits and not s.out:
             ptr = self.lc.llama_get_logits_ith(self.llm._ctx.ctx, s.out_idx)
             s.first_logits = np.ctypeslib.as_array(ptr, shape=(self.n_vocab,)).copy()
         if r.max_tokens <= 0:
-            finish(s, BatchResult(logits=s.first_logits, reused_tokens=s.reused))
+            self._finish(s, BatchResult(logits=s.first_logits, reused_tokens=s.reused))
             return
         tok = int(self.lc.llama_sampler_sample(s.sampler.sampler, self.llm._ctx.ctx, s.out_idx))
         self.stats.sampled += 1
@@ -363,5 +394,5 @@ class BatchedDecoder:
         if reason is None:
             s.pending = [tok]
             return
-        finish(s, BatchResult(tokens=list(s.out), text=raw.decode("utf-8", errors="ignore"), finish_reason=reason,
-                              reused_tokens=s.reused, logits=s.first_logits))
+        self._finish(s, BatchResult(tokens=list(s.out), text=raw.decode("utf-8", errors="ignore"),
+                                    finish_reason=reason, reused_tokens=s.reused, logits=s.first_logits))

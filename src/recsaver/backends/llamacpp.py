@@ -1,23 +1,28 @@
 """llama.cpp through llama-cpp-python: the default engine, CPU-friendly.
 
-Speed comes from prompt reuse: `Llama` keeps the KV cache of the longest prefix
-shared with the previous call, so requests are run grouped by prompt (the M
-samples of one prompt, and the rating read-out after a reasoning, pay for the
-prompt once).
+Every request runs through `llama_batch.BatchedDecoder` (issue 17): up to `n_parallel` sequences
+decoded together in one llama_batch per step (continuous batching), each with its own sampler chain,
+seed and grammar; shared prompt prefixes (the M samples of one prompt) are evaluated once and
+copied; the rating read-out after an answer extends the answer's own sequence. `n_parallel=1`
+decodes one sequence at a time, exactly as `Llama.create_completion` does.
 
-`probe` evaluates prompt tokens + the continuation's tokens (tokenized on its own,
-no BOS) with the same prefix reuse and reads the last position's logits: the
-candidates' softmax probabilities over the whole vocabulary (float64), their sum
-is the mass and normalized they are the probs. Each candidate must be one token.
-`generate(rating_probs=True)` reads P(1..5) through the same code
+Flash attention is on: with it and one KV stream per sequence, a sequence's logits do not depend on
+which other sequences share its batch (greedy outputs equal one-at-a-time decoding; without it,
+batch shapes reorder attention sums and near-ties flip; docs/benchmarks.md).
+
+`probe` evaluates prompt tokens + the continuation's tokens (tokenized on its own, no BOS) and
+reads the last position's logits: the candidates' softmax probabilities over the whole vocabulary
+(float64), their sum is the mass and normalized they are the probs. Each candidate must be one
+token. `generate(rating_probs=True)` reads P(1..5) through the same code
 (`prompts.rating.rating_probe`).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +31,7 @@ import numpy as np
 from ..prompts.rating import rating_probe
 from .base import Generation, GenerationRequest, OnProbe, OnResult, Probe, ProbeRequest
 from .cpu_share import CoreShare, available_cores
+from .llama_batch import BatchedDecoder, BatchRequest, BatchResult
 
 
 class LlamaCppBackend:
@@ -37,6 +43,7 @@ class LlamaCppBackend:
         n_ctx: int = 4096,
         n_threads: int | None = None,
         n_batch: int = 512,
+        n_parallel: int = 8,
         lora_path: str | None = None,
         verbose: bool = False,
     ):
@@ -52,8 +59,10 @@ class LlamaCppBackend:
             n_batch=n_batch, lora_path=lora_path, verbose=verbose, seed=0,
         )
         self.context_length = self.llm.n_ctx()
+        # Rebuilds the context: n_parallel KV streams of n_ctx cells each.
+        self.decoder = BatchedDecoder(self.llm, n_parallel=n_parallel, n_ctx_seq=n_ctx, before_step=self._share_cores)
+        self._shared_at = 0.0
         self._formatter = self._chat_formatter()
-        self._grammars: dict[str, Any] = {}
         self._candidate_ids: dict[str, int] = {}
 
     # ---- prompt rendering -------------------------------------------------
@@ -101,54 +110,84 @@ class LlamaCppBackend:
             ids.append(self._candidate_ids[c])
         return ids
 
-    def _grammar(self, text: str) -> Any:
-        from llama_cpp import LlamaGrammar
-
-        if text not in self._grammars:
-            self._grammars[text] = LlamaGrammar.from_string(text, verbose=False)
-        return self._grammars[text]
-
     # ---- generation -------------------------------------------------------
     def generate(self, requests: Sequence[GenerationRequest], on_result: OnResult | None = None) -> list[Generation]:
-        # Run requests that share a prompt back to back so llama.cpp reuses the evaluated prefix.
-        order = sorted(range(len(requests)), key=lambda i: (requests[i].messages, requests[i].prompt_text or "", i))
-        results: list[Generation | None] = [None] * len(requests)
-        with self.share.active() if self.share else nullcontext():
-            self._generate(requests, order, results, on_result)
-        return [g if g is not None else Generation(text=None, error="not run") for g in results]
+        results: list[Generation] = [Generation(text=None, error="not run")] * len(requests)
 
-    def _generate(self, requests: Sequence[GenerationRequest], order: list[int], results: list[Generation | None],
-                  on_result: OnResult | None) -> None:
-        for i in order:
-            try:
-                g = self._one(requests[i])
-            except Exception as e:  # recorded, not raised: one bad call must not end a run
-                g = Generation(text=None, error=f"{type(e).__name__}: {e}")
+        def finish(i: int, g: Generation) -> None:
             results[i] = g
             if on_result:
                 on_result(i, g)
 
-    def probe(self, requests: Sequence[ProbeRequest], on_result: OnProbe | None = None) -> list[Probe]:
-        # Requests that share a prompt run back to back, so the evaluated prefix is reused.
-        order = sorted(range(len(requests)), key=lambda i: (requests[i].messages, requests[i].prompt_text or "",
-                                                             requests[i].continuation, i))
-        results: list[Probe] = [Probe(probs=None, error="not run")] * len(requests)
+        # Sorted by prompt so that requests sharing one meet in the decoder (it copies the prefix).
+        order = sorted(range(len(requests)), key=lambda i: (requests[i].messages, requests[i].prompt_text or "", i))
         with self.share.active() if self.share else nullcontext():
             for i in order:
-                started = time.perf_counter()
                 try:
-                    self._share_cores()
-                    p = self._probe_one(requests[i])
+                    self._submit_generation(i, requests[i], finish)
                 except Exception as e:  # recorded, not raised: one bad call must not end a run
-                    p = Probe(probs=None, error=f"{type(e).__name__}: {e}", latency_s=time.perf_counter() - started)
+                    finish(i, Generation(text=None, error=f"{type(e).__name__}: {e}"))
+            self.decoder.run()
+        return results
+
+    def _submit_generation(self, i: int, request: GenerationRequest,
+                           finish: Callable[[int, Generation], None]) -> None:
+        started = time.perf_counter()
+        tokens, stops = self.prompt_tokens(request)
+        p = request.params
+        if len(tokens) + p.max_tokens > self.context_length:
+            finish(i, Generation(text=None, error=f"prompt of {len(tokens)} tokens + max_tokens {p.max_tokens} "
+                                                  f"exceeds the context of {self.context_length}",
+                                 prompt_tokens=len(tokens)))
+            return
+        req = BatchRequest(prompt=tuple(tokens), max_tokens=p.max_tokens, temperature=p.temperature, top_p=p.top_p,
+                           seed=request.sample_seed(), grammar=request.grammar, stop=tuple(p.stop) + tuple(stops))
+
+        def answered(res: BatchResult) -> None:
+            if res.error is not None:
+                finish(i, Generation(text=None, error=res.error, prompt_tokens=len(tokens)))
+                return
+            g = Generation(text=res.text, prompt_tokens=len(tokens), completion_tokens=len(res.tokens),
+                           finish_reason=res.finish_reason)
+            if not request.rating_probs:
+                finish(i, replace(g, latency_s=time.perf_counter() - started))
+                return
+
+            def rated(probe: Probe) -> None:
+                if probe.error is not None:  # as before: a failed read-out fails the generation
+                    finish(i, Generation(text=None, error=probe.error, prompt_tokens=len(tokens)))
+                else:
+                    finish(i, replace(g, rating_probs=probe.probs, digit_mass=probe.mass,
+                                      latency_s=time.perf_counter() - started))
+
+            # Queued first: it takes the answer's own slot, whose KV holds the prompt and the answer.
+            self._submit_probe(rating_probe(request, res.text), rated, tokens, front=True)
+
+        self.decoder.submit(req, answered)
+
+    def probe(self, requests: Sequence[ProbeRequest], on_result: OnProbe | None = None) -> list[Probe]:
+        results: list[Probe] = [Probe(probs=None, error="not run")] * len(requests)
+
+        def finish_for(i: int) -> Callable[[Probe], None]:
+            def finish(p: Probe) -> None:
                 results[i] = p
                 if on_result:
                     on_result(i, p)
+            return finish
+
+        # Requests that share a prompt are queued together, so the evaluated prefix is reused.
+        order = sorted(range(len(requests)), key=lambda i: (requests[i].messages, requests[i].prompt_text or "",
+                                                             requests[i].continuation, i))
+        with self.share.active() if self.share else nullcontext():
+            for i in order:
+                self._submit_probe(requests[i], finish_for(i))
+            self.decoder.run()
         return results
 
     def _share_cores(self) -> None:
-        if self.share is None:
+        if self.share is None or time.monotonic() - self._shared_at < 1.0:
             return
+        self._shared_at = time.monotonic()
         n = self.share.threads()
         if n != self.n_threads:
             import llama_cpp
@@ -156,81 +195,42 @@ class LlamaCppBackend:
             llama_cpp.llama_set_n_threads(self.llm._ctx.ctx, n, n)
             self.n_threads = n
 
-    def _one(self, request: GenerationRequest) -> Generation:
-        self._share_cores()
-        started = time.perf_counter()
-        tokens, stops = self.prompt_tokens(request)
-        p = request.params
-        if len(tokens) + p.max_tokens > self.context_length:
-            return Generation(text=None, error=f"prompt of {len(tokens)} tokens + max_tokens {p.max_tokens} exceeds "
-                                               f"the context of {self.context_length}", prompt_tokens=len(tokens))
-        out = self.llm.create_completion(
-            prompt=tokens,
-            max_tokens=p.max_tokens,
-            temperature=p.temperature,
-            top_p=p.top_p,
-            seed=request.sample_seed(),
-            stop=list(p.stop) + stops,
-            grammar=self._grammar(request.grammar) if request.grammar else None,
-        )
-        assert isinstance(out, dict)  # not streamed
-        choice = out["choices"][0]
-        text = choice["text"]
-        usage: Any = out.get("usage", {})
-        probs, mass = (None, None)
-        if request.rating_probs:
-            rated = self._probe_one(rating_probe(request, text), tokens)
-            probs, mass = rated.probs, rated.mass
-        return Generation(
-            text=text,
-            prompt_tokens=int(usage.get("prompt_tokens", len(tokens))),
-            completion_tokens=int(usage.get("completion_tokens", 0)),
-            latency_s=time.perf_counter() - started,
-            finish_reason=choice.get("finish_reason"),
-            rating_probs=probs,
-            digit_mass=mass,
-        )
-
     # ---- probes -------------------------------------------------------------
-    def _probe_one(self, request: ProbeRequest, prompt_tokens: list[int] | None = None) -> Probe:
-        """Evaluate prompt + continuation, read the candidates' share of the next-token softmax.
-
-        Raises on failure (`probe` records it; `generate` fails the generation, as it always has).
-        `prompt_tokens` skips rendering the prompt again when the caller has its tokens.
-        """
+    def _submit_probe(self, request: ProbeRequest, finish: Callable[[Probe], None],
+                      prompt_tokens: list[int] | None = None, front: bool = False) -> None:
+        """Queue prompt + continuation; `finish` gets the candidates' share of the next-token softmax,
+        or the error. `prompt_tokens` skips rendering the prompt again when the caller has its tokens."""
         started = time.perf_counter()
-        ids = self.candidate_ids(request.candidates)
-        if prompt_tokens is None:
-            prompt_tokens = self.prompt_tokens(request)[0]
-        full = prompt_tokens + self.llm.tokenize(request.continuation.encode("utf-8"), add_bos=False, special=False)
-        if len(full) > self.context_length:
-            raise ValueError(f"prompt + continuation of {len(full)} tokens exceeds the context of "
-                             f"{self.context_length}")
-        self._eval_with_prefix_reuse(full)
-        import llama_cpp
+        try:
+            ids = self.candidate_ids(request.candidates)
+            if prompt_tokens is None:
+                prompt_tokens = self.prompt_tokens(request)[0]
+            full = prompt_tokens + self.llm.tokenize(request.continuation.encode("utf-8"), add_bos=False,
+                                                     special=False)
+            if len(full) > self.context_length:
+                raise ValueError(f"prompt + continuation of {len(full)} tokens exceeds the context of "
+                                 f"{self.context_length}")
+        except Exception as e:  # recorded, not raised: one bad call must not end a run
+            finish(Probe(probs=None, error=f"{type(e).__name__}: {e}", latency_s=time.perf_counter() - started))
+            return
 
-        ptr = llama_cpp.llama_get_logits_ith(self.llm._ctx.ctx, -1)
-        logits = np.ctypeslib.as_array(ptr, shape=(self.llm.n_vocab(),)).astype(np.float64)
-        logits -= logits.max()
-        p_all = np.exp(logits)
-        p_all /= p_all.sum()
-        chosen = p_all[ids]
-        mass = float(chosen.sum())
-        if not mass > 0:
-            raise ValueError(f"{self.model_id}: no probability mass on the candidates {request.candidates}")
-        return Probe(probs=tuple(float(x) for x in chosen / mass), mass=mass, prompt_tokens=len(full),
-                     latency_s=time.perf_counter() - started)
+        def read(res: BatchResult) -> None:
+            elapsed = time.perf_counter() - started
+            if res.error is not None or res.logits is None:
+                finish(Probe(probs=None, error=res.error or "no logits", latency_s=elapsed))
+                return
+            p_all = np.exp(res.logits.astype(np.float64) - float(res.logits.max()))
+            p_all /= p_all.sum()
+            chosen = p_all[ids]
+            mass = float(chosen.sum())
+            if not mass > 0:
+                finish(Probe(probs=None, error=f"{self.model_id}: no probability mass on the candidates "
+                                               f"{request.candidates}", latency_s=elapsed))
+                return
+            finish(Probe(probs=tuple(float(x) for x in chosen / mass), mass=mass, prompt_tokens=len(full),
+                         latency_s=elapsed))
 
-    def _eval_with_prefix_reuse(self, tokens: list[int]) -> None:
-        current = self.llm.input_ids[: self.llm.n_tokens]
-        prefix = 0
-        for a, b in zip(current, tokens):
-            if a != b:
-                break
-            prefix += 1
-        prefix = min(prefix, len(tokens) - 1)  # evaluate at least one token to get fresh logits
-        self.llm.n_tokens = prefix
-        self.llm.eval(tokens[prefix:])
+        self.decoder.submit(BatchRequest(prompt=tuple(full), max_tokens=0, logits=True), read, front=front)
 
     def close(self) -> None:
         self.llm.close()

@@ -128,6 +128,8 @@ class ServerFields:
     base_urls: tuple[str, ...] = setting((), "OpenAI-compatible server(s) for openai/... (repeatable).",
                                          flag="base-url")
     concurrency: int = setting(4, "Parallel requests for server backends.")
+    parallel: int = setting(8, "Sequences llamacpp/... decodes together (continuous batching; 1 = one at a "
+                               "time; same outputs either way).")
     balance: str = setting("round-robin", "How openai/... spreads requests over several --base-url servers.",
                            choices=BALANCE)
     cache: str | None = setting(None, "SQLite generation cache (default ~/.cache/recsaver/generations.sqlite).")

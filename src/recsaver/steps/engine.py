@@ -24,6 +24,8 @@ class EngineConfig(Protocol):
     @property
     def concurrency(self) -> int: ...
     @property
+    def parallel(self) -> int: ...
+    @property
     def balance(self) -> str: ...
     @property
     def cache(self) -> str | None: ...
@@ -38,7 +40,7 @@ def default_cache_path() -> Path:
 
 def backend_options(cfg: EngineConfig) -> BackendOptions:
     return BackendOptions(n_ctx=cfg.n_ctx, base_urls=cfg.base_urls, concurrency=cfg.concurrency,
-                          balance=cfg.balance, extra=cfg.extra)
+                          parallel=cfg.parallel, balance=cfg.balance, extra=cfg.extra)
 
 
 @contextmanager
