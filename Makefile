@@ -43,6 +43,9 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/kill_resume.py
 	$(BIN)/python benchmarks/llama_build.py
 	$(BIN)/python benchmarks/two_runs.py
+	$(BIN)/python benchmarks/batched_decode.py
+	$(BIN)/python benchmarks/batched_engine.py
+	$(BIN)/python benchmarks/batched_engine.py --model qwen2.5-1.5b --examples 4 --sizes 1,4
 
 clean:
 	rm -rf $(VENV) demo_out .pytest_cache

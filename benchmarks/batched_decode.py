@@ -67,19 +67,24 @@ def main() -> None:
     from llama_cpp import Llama
 
     load_before = os.getloadavg()
-    llm = Llama(model_path=str(require_model(args.model)), n_ctx=16384, n_threads=args.threads,
-                n_threads_batch=args.threads, verbose=False, seed=0)
+    def load() -> Llama:
+        return Llama(model_path=str(require_model(args.model)), n_ctx=4096, n_threads=args.threads,
+                     n_threads_batch=args.threads, verbose=False, seed=0)
+
+    llm, llm_many = load(), load()  # a decoder owns its context: one Llama each
     n, m, k = args.parallel, args.samples, args.tokens
     prompts = [chat(llm, f"Write a short review of {TOPICS[i % len(TOPICS)]}.") for i in range(n)]
     one = BatchedDecoder(llm, n_parallel=1)
-    many = BatchedDecoder(llm, n_parallel=max(n, m))
+    many = BatchedDecoder(llm_many, n_parallel=max(n, m))
     many.generate([BatchRequest(prompt=prompts[0], max_tokens=4)])  # warm-up
 
     # 1. aggregate decode throughput, greedy
     reqs = [BatchRequest(prompt=p, max_tokens=k) for p in prompts]
     seq_out, seq_s = timed(lambda: [llm.create_completion(prompt=list(p), max_tokens=k, temperature=0)
                                     for p in prompts])
+    one.reset()
     one_out, one_s = timed(lambda: one.generate(reqs))
+    llm.reset()
     many.stats.__init__()  # type: ignore[misc]
     bat_out, bat_s = timed(lambda: many.generate(reqs))
     seq_tok = sum(completion_tokens(o) for o in seq_out)
@@ -108,6 +113,7 @@ def main() -> None:
     cold_out, cold_s = timed(lambda: sequential(cold=True))
     warm_out, warm_s = timed(lambda: sequential(cold=False))
     many.stats.__init__()  # type: ignore[misc]
+    many.reset()
     sam_out, sam_s = timed(lambda: many.generate(sreqs))
     samples = {"prompt_tokens": len(p), "cold_s": cold_s, "prefix_reuse_s": warm_s, "batched_s": sam_s,
                "tokens_cold": sum(completion_tokens(o) for o in cold_out),
@@ -120,6 +126,7 @@ def main() -> None:
                       "load_before": load_before, "load_after": os.getloadavg(),
                       "decode": decode, "samples": samples}, indent=2))
     llm.close()
+    llm_many.close()
 
 
 if __name__ == "__main__":

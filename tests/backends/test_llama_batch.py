@@ -142,3 +142,19 @@ def test_follow_up_extends_the_answers_own_sequence(llm):
         assert probe.logits is not None and probe.error is None
         # The answer's KV holds its prompt and every answer token but the last (sampled, never evaluated).
         assert probe.reused_tokens == len(p) + len(answer.tokens) - 1
+
+
+def test_greedy_under_a_grammar_equals_the_grammar_chain(llm):
+    """Greedy decoding checks the grammar on the argmax first (llama_setup.SeqSampler); the tokens are
+    those of create_completion's chain, which applies the grammar to the whole vocabulary each step."""
+    from llama_cpp import LlamaGrammar
+
+    grammars = [rating_grammar("cot", max_lines=3, max_line_chars=None), rating_grammar("direct")] * 2
+    prompts = [_tokens(llm, p) for p in PROMPTS]
+    expected = [_sequential(llm, p, max_tokens=40, temperature=0, grammar=LlamaGrammar.from_string(g, verbose=False))
+                for p, g in zip(prompts, grammars)]
+    out = BatchedDecoder(llm, n_parallel=4).generate([BatchRequest(prompt=p, max_tokens=40, grammar=g)
+                                                      for p, g in zip(prompts, grammars)])
+    assert [r.text for r in out] == expected
+    assert all(t.startswith("### Reason") for t in expected[::2])
+    assert all(re.fullmatch(r"### Rating ###\n[1-5]", t) for t in expected[1::2])  # forced: not the model's pick

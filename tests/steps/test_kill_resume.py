@@ -1,4 +1,7 @@
-"""kill -9 during `recsaver predict` at random points: nothing generated is lost or computed twice."""
+"""kill -9 during `recsaver predict` at random points: nothing generated is lost or computed twice.
+
+The run decodes its 3 examples together (the default --parallel 8, issue 17); what it finally writes
+equals a run that decodes one sequence at a time with a fresh cache."""
 
 from __future__ import annotations
 
@@ -49,3 +52,7 @@ def test_kill_minus_9_at_random_points(small_beauty: Path, tmp_path: Path) -> No
     assert again.returncode == 0, again.stderr
     assert (tmp_path / "again" / "predictions.jsonl").read_bytes() == first
     assert json.loads((tmp_path / "again" / "run.json").read_text())["ledger"]["cache_misses"] == 0
+    alone = subprocess.run([*command(small_beauty, tmp_path / "alone", tmp_path / "fresh.sqlite"), "--parallel", "1"],
+                           capture_output=True, text=True)
+    assert alone.returncode == 0, alone.stderr
+    assert (tmp_path / "alone" / "predictions.jsonl").read_bytes() == first

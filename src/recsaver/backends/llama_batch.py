@@ -4,7 +4,7 @@
 step through llama-cpp-python's low-level API, on an already-loaded `llama_cpp.Llama`:
 
 - continuous batching: each sequence is a slot (a KV sequence id); a finished slot takes the
-  next queued request at once; prompt chunks and single decode tokens share a batch;
+  next queued request at once;
 - shared prefixes: the queue is sorted by prompt tokens, a request goes to the idle slot whose KV
   shares most of its prompt, and a longer prefix held (or being evaluated) by another slot is
   copied with `llama_memory_seq_cp`. So the M samples of one prompt evaluate it once (each
@@ -14,18 +14,21 @@ step through llama-cpp-python's low-level API, on an already-loaded `llama_cpp.L
 - one sampler chain per sequence, built as `Llama.create_completion` builds its own
   (penalties, grammar, then greedy, or top_k/typical/top_p/min_p/temp/dist(seed)).
 
-**One KV stream per sequence** (`kv_unified=False`): each sequence attends only to its own cells,
-laid out as a lone sequence's are, so its attention sums run in the same order as when it is decoded
-alone. With a unified cache the cells of 8 sequences interleave and the sums reorder: SmolLM2 then
-matched one-at-a-time greedy decoding on 0 of 8 prompts over 48 tokens; with one stream per sequence
-and flash attention, 8 of 8 (docs/benchmarks.md). The price is that a cross-stream copy duplicates
-the source's whole stream (llama.cpp copies full stream buffers), so short shared prefixes
-(< `MIN_COPY` tokens) are evaluated again instead.
+**Same results as one sequence at a time**, as far as llama.cpp's CPU kernels allow:
+- one KV stream per sequence (`kv_unified=False`): each sequence attends only to its own cells,
+  laid out as a lone sequence's are. (With a unified cache the cells of 8 sequences interleave, the
+  attention sums reorder, and SmolLM2 matched one-at-a-time greedy decoding on 0 of 8 prompts.)
+- a prompt chunk is evaluated alone, cut where `Llama.eval` cuts it (see `_fill`).
+- a step of one token per sequence is then exact for SmolLM2 (Q4_1) at any batch size and for
+  every model at up to 3 sequences. With 4 or more rows, llama.cpp multiplies Q4_K weights (the
+  Qwen files) with its repacked GEMM kernels, which quantize and sum activations differently than
+  the one-row GEMV: logits move by ~0.3 and near-ties flip (docs/benchmarks.md has the agreement).
+The price of separate streams is that a cross-stream copy duplicates the source's whole stream
+(llama.cpp copies full stream buffers), so short shared prefixes (< `MIN_COPY` tokens) are
+evaluated again instead.
 
-`Llama` takes neither `n_seq_max` nor `kv_unified`, so `enable_parallel` rebuilds the Llama's
-context with them: `n_parallel` streams of `n_ctx_seq` cells each. Slots keep their KV between
-`run` calls (a later call reuses it), so `Llama`'s own prefix cache is not used: `create_completion`
-and `eval` must not be called on a Llama with a decoder.
+The decoder rebuilds the Llama's context (`llama_setup.enable_parallel`). Slots keep their KV
+between `run` calls; `create_completion` and `eval` must not be called on a Llama with a decoder.
 """
 
 from __future__ import annotations
@@ -90,11 +93,7 @@ Callback = Callable[[BatchResult], None]
 
 
 def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
-    n = min(len(a), len(b))
-    i = 0
-    while i < n and a[i] == b[i]:
-        i += 1
-    return i
+    return next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
 
 
 @dataclass
@@ -154,6 +153,7 @@ class BatchedDecoder:
     def reset(self) -> None:
         """Forget every slot's KV (the next requests start cold)."""
         self.lc.llama_memory_clear(self._mem, False)
+        self.llm.n_tokens = 0  # Llama's own prefix cache held the same KV
         for s in self.slots:
             s.kv = []
 
@@ -338,9 +338,10 @@ class BatchedDecoder:
         chunk alone, cut at n_batch from where its evaluation starts, as `Llama.eval` cuts it.
 
         A prompt chunk never shares a step: llama.cpp splits a multi-sequence batch into ubatches with
-        as many tokens of each sequence, which would cut the chunk elsewhere, and the attention kernels
-        sum a many-row chunk in another order than a few rows, so the prompt's KV (and every later
-        token) would differ from one-at-a-time decoding. One token per sequence is batch-invariant.
+        as many tokens of each sequence, which would cut the chunk elsewhere, and the kernels sum a
+        many-row chunk in another order than a few rows, so the prompt's KV (and every later token)
+        would differ from one-at-a-time decoding. Measured on real predict prompts: the logits after
+        a prompt are bit-identical batched or alone, copied prefixes included.
         """
         singles = [s for s in active if len(s.pending) == 1]
         chunks = [s for s in active if len(s.pending) > 1]
@@ -376,7 +377,7 @@ class BatchedDecoder:
         if r.max_tokens <= 0:
             self._finish(s, BatchResult(logits=s.first_logits, reused_tokens=s.reused))
             return
-        tok = int(self.lc.llama_sampler_sample(s.sampler.sampler, self.llm._ctx.ctx, s.out_idx))
+        tok = s.sampler.sample(self.llm._ctx.ctx, s.out_idx)
         self.stats.sampled += 1
         reason = None
         if self.lc.llama_vocab_is_eog(self.vocab, tok) or tok in r.stop_ids:

@@ -4,11 +4,9 @@ Every request runs through `llama_batch.BatchedDecoder` (issue 17): up to `n_par
 decoded together in one llama_batch per step (continuous batching), each with its own sampler chain,
 seed and grammar; shared prompt prefixes (the M samples of one prompt) are evaluated once and
 copied; the rating read-out after an answer extends the answer's own sequence. `n_parallel=1`
-decodes one sequence at a time, exactly as `Llama.create_completion` does.
-
-Flash attention is on: with it and one KV stream per sequence, a sequence's logits do not depend on
-which other sequences share its batch (greedy outputs equal one-at-a-time decoding; without it,
-batch shapes reorder attention sums and near-ties flip; docs/benchmarks.md).
+decodes one sequence at a time, exactly as `Llama.create_completion` does (byte-identical outputs).
+Batched outputs equal those for SmolLM2; for Q4_K models (Qwen) steps of 4+ sequences use other
+kernels and some near-ties flip (llama_batch.py; measured in docs/benchmarks.md).
 
 `probe` evaluates prompt tokens + the continuation's tokens (tokenized on its own, no BOS) and
 reads the last position's logits: the candidates' softmax probabilities over the whole vocabulary

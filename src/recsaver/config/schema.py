@@ -129,7 +129,7 @@ class ServerFields:
                                          flag="base-url")
     concurrency: int = setting(4, "Parallel requests for server backends.")
     parallel: int = setting(8, "Sequences llamacpp/... decodes together (continuous batching; 1 = one at a "
-                               "time; same outputs either way).")
+                               "time, as before; outputs equal up to kernel rounding, docs/benchmarks.md).")
     balance: str = setting("round-robin", "How openai/... spreads requests over several --base-url servers.",
                            choices=BALANCE)
     cache: str | None = setting(None, "SQLite generation cache (default ~/.cache/recsaver/generations.sqlite).")

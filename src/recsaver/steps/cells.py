@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 # Settings that never change a cell's outputs, the same for every kind: where the data, the SFT rows
 # and the cache live (their identity enters the hash through the data fingerprint and the deps),
 # whether a training run continues its checkpoints, which server answers a request, and how many
-# sequences llama.cpp decodes together (the same outputs either way: backends/llama_batch.py).
+# sequences llama.cpp decodes together (the same outputs up to kernel rounding: backends/llama_batch.py).
 NOT_HASHED = ("data", "train", "cache", "resume", "balance", "parallel")
 
 
