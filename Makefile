@@ -45,7 +45,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/two_runs.py
 	$(BIN)/python benchmarks/batched_decode.py
 	$(BIN)/python benchmarks/batched_engine.py
-	$(BIN)/python benchmarks/batched_engine.py --model qwen2.5-1.5b --examples 4 --sizes 1,4
+	$(BIN)/python benchmarks/batched_engine.py --model qwen2.5-1.5b --examples 4 --tokens 96 --sizes 1,4,8 --steps predict,distill
 
 clean:
 	rm -rf $(VENV) demo_out .pytest_cache

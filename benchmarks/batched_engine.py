@@ -4,9 +4,11 @@ Each workload is recorded once by running the real step (`predict`, `references`
 on real Beauty examples against a recording backend, then replayed three ways on the same model:
 
 - batched: every recorded call as the step makes it, on a backend with `--parallel` sequences;
-- sequential: the same calls on a backend with `parallel=1` (one sequence at a time, prefix reuse:
-  what the backend did before issue 17; it is `Llama.create_completion`'s loop exactly);
-- cold: every request alone after forgetting all KV (independent clients, each evaluating its prompt).
+- sequential: the same calls on the same engine with `parallel=1` (one sequence at a time);
+- before: the same calls on the backend as it was before issue 17 (its source is read from git at
+  commit BEFORE: `Llama.create_completion` one request after another, with llama-cpp-python's
+  prefix reuse), the issue's "today's sequential loop";
+- cold: every request alone on that backend after forgetting all KV (independent calls).
 
 Reported: wall time of each, the ratios (issue 17's goals: decode tokens/s with 8 sequences vs 1
 >= 3x; predict >= 1.5x vs sequential; Rec-SAVER one example >= 4x vs cold; distill M=8 >= 8x vs cold),
@@ -21,8 +23,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import tempfile
 import time
+import types
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +35,24 @@ from recsaver.backends import BackendOptions, load_backend
 from recsaver.data.prepare import PrepareConfig, prepare
 from recsaver.data.sources import FieldCaps
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "amazon2023" / "All_Beauty"
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "data" / "amazon2023" / "All_Beauty"
+BEFORE = "c1e1deb"  # the last commit before the batched engine
+
+
+def backend_before(model: str, n_ctx: int) -> Any:
+    """The llamacpp backend of commit BEFORE, loaded from git into this process."""
+    from recsaver.models import model_fingerprint, resolve_gguf
+
+    source = subprocess.check_output(["git", "show", f"{BEFORE}:src/recsaver/backends/llamacpp.py"], cwd=REPO,
+                                     text=True)
+    module = types.ModuleType("recsaver.backends._before_issue17")
+    module.__package__ = "recsaver.backends"
+    exec(compile(source, f"llamacpp.py@{BEFORE}", "exec"), module.__dict__)
+    name = model.split("/", 1)[1]
+    path = resolve_gguf(name)
+    return module.LlamaCppBackend(path, model_id=f"llamacpp/{name}@sha256:{model_fingerprint(path)[:16]}",
+                                  n_ctx=n_ctx)
 
 
 @dataclass
@@ -85,14 +106,22 @@ def record(step: str, data: Path, model: str, backend: Any, work: Path, args: ar
     return rec.calls
 
 
+def forget(backend: Any) -> None:
+    if hasattr(backend, "decoder"):
+        backend.decoder.reset()
+    else:
+        backend.llm.reset()  # the backend before issue 17: Llama's prefix cache
+        backend.llm._ctx.kv_cache_clear()
+
+
 def replay(backend: Any, calls: list, cold: bool = False) -> tuple[float, list]:
-    backend.decoder.reset()
+    forget(backend)
     outs: list = []
     started = time.perf_counter()
     for kind, requests in calls:
         for chunk in ([r] for r in requests) if cold else [requests]:
             if cold:
-                backend.decoder.reset()
+                forget(backend)
             outs.extend(getattr(backend, kind)(chunk))
     return time.perf_counter() - started, outs
 
@@ -164,6 +193,7 @@ def main() -> None:
                 PrepareConfig(domain="beauty", train_per_label=4, test_per_label=4, caps=caps))
         batched = load_backend(model, BackendOptions(n_ctx=args.n_ctx, parallel=args.parallel))
         one = load_backend(model, BackendOptions(n_ctx=args.n_ctx, parallel=1))
+        before = backend_before(model, args.n_ctx)
         for step in args.steps.split(","):
             calls = record(step, data, model, batched, work, args)
             if step == "predict":
@@ -176,18 +206,22 @@ def main() -> None:
             row.update(prompt_chunk_s=round(st.chunk_s, 2), decode_step_s=round(st.decode_s - st.chunk_s, 2),
                        reused_prompt_tokens=st.reused_tokens, kv_copies=st.copies)
             row["sequential_s"], s_out = replay(one, calls)
+            row["before_s"], o_out = replay(before, calls)
             row["agreement_batched_vs_sequential"] = same(b_out, s_out)
+            row["agreement_sequential_vs_before"] = same(s_out, o_out)
             if step != "predict":
-                row["cold_s"], _ = replay(one, calls, cold=True)
+                row["cold_s"], _ = replay(before, calls, cold=True)
                 row["ratio_vs_cold"] = round(row["cold_s"] / row["batched_s"], 2)
             row["ratio_vs_sequential"] = round(row["sequential_s"] / row["batched_s"], 2)
-            for k in ("batched_s", "sequential_s", "cold_s"):
+            row["ratio_vs_before"] = round(row["before_s"] / row["batched_s"], 2)
+            for k in ("batched_s", "sequential_s", "before_s", "cold_s"):
                 if k in row:
                     row[k] = round(row[k], 2)
             report[step] = row
             print(json.dumps({step: row}), flush=True)
         batched.close()
         one.close()
+        before.close()
     report["load_after"] = os.getloadavg()
     text = json.dumps(report, indent=2)
     print(text)
