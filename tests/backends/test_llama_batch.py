@@ -117,6 +117,8 @@ def test_continuous_batching_probes_and_stops(llm):
     assert stopped[1].finish_reason == "stop" and "States" not in stopped[1].text
     too_long = dec.generate([BatchRequest(prompt=prompts[0], max_tokens=10_000)])
     assert too_long[0].error is not None
+    with pytest.raises(ValueError, match="parallel must be >= 1"):
+        BatchedDecoder(llm, n_parallel=0)
 
 
 def test_follow_up_extends_the_answers_own_sequence(llm):

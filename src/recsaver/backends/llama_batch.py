@@ -135,9 +135,9 @@ class BatchedDecoder:
                  before_step: Callable[[], None] | None = None):
         import llama_cpp
 
-        self.lc = llama_cpp
-        self.llm = llm
-        self.n_parallel = n_parallel
+        if n_parallel < 1:
+            raise ValueError(f"parallel must be >= 1, got {n_parallel}")
+        self.lc, self.llm, self.n_parallel = llama_cpp, llm, n_parallel
         enable_parallel(llm, n_parallel, n_ctx_seq or llama_cpp.llama_n_ctx_seq(llm._ctx.ctx))
         self.n_ctx_seq = llama_cpp.llama_n_ctx_seq(llm._ctx.ctx)
         self.n_batch = min(n_batch or llama_cpp.llama_n_batch(llm._ctx.ctx), llama_cpp.llama_n_batch(llm._ctx.ctx))
