@@ -20,7 +20,7 @@ def options_of(command: list[str]) -> str:
 
 
 def test_every_field_is_an_option_with_its_help() -> None:
-    for command, cls in ((["predict"], PredictConfig), (["references"], ReferencesConfig),
+    for command, cls in ((["predict"], PredictConfig), (["references", "run"], ReferencesConfig),
                          (["distill", "sample"], DistillSampleConfig), (["finetune"], FinetuneConfig),
                          (["score"], ScoreConfig), (["data", "prepare"], PrepareConfig)):
         text = options_of(command)

@@ -105,7 +105,8 @@ def test_missing_file_and_missing_required_key(tmp_path: Path) -> None:
 def test_section_choices_are_checked_where_the_value_came_from() -> None:
     """verify, balance, targets...: the schema's `choices`, checked as each section is built."""
     for item, said in (("predict.balance=sideways", "predict.balance: balance must be one of round-robin"),
-                       ("references.verify=[maybe]", "references.verify: verify must be one of exact, 1-off"),
+                       ("references.verify=[maybe]",
+                        "references.verify: verify mode 'maybe' is unknown; one of: none | exact"),
                        ("prepare.targets=some", "prepare.targets: targets must be one of all, last")):
         with pytest.raises(ConfigError, match=re.escape(f"--set {item}: {said}")):
             load_config(REPO / "configs" / "smoke.yaml", [item])

@@ -24,6 +24,25 @@ REFERENCES = ["references", "--samples", "2", "--temperature", "0.7", "--max-tok
               *COMMON]
 
 
+# The fields a references row had before issue 18 added the verifier's probabilities, the negative control and
+# the judge: their projection must still hash to what commit 80fbf8e wrote.
+PAPER_ROW = ("example_id", "rating", "references", "failed_calls", "candidates")
+PAPER_CANDIDATE = ("text", "scrubbed_text", "removed_sentences", "error", "verify_rating", "kept", "status")
+
+
+def paper_fields(references: Path) -> str:
+    """sha256 of references.jsonl cut to PAPER_ROW / PAPER_CANDIDATE, in that order, as orjson writes it."""
+    import orjson
+
+    digest = hashlib.sha256()
+    for line in references.read_bytes().splitlines():
+        row = orjson.loads(line)
+        cut = {k: row[k] for k in PAPER_ROW}
+        cut["candidates"] = [{k: c[k] for k in PAPER_CANDIDATE} for c in row["candidates"]]
+        digest.update(orjson.dumps(cut) + b"\n")
+    return digest.hexdigest()
+
+
 def run_all(data: Path, work: Path) -> dict[str, str]:
     """Run both commands (fresh cache) and return the sha256 of each output file."""
     from recsaver.cli import app
@@ -36,6 +55,8 @@ def run_all(data: Path, work: Path) -> dict[str, str]:
                                      "--out", str(folder)])
         assert result.exit_code == 0, (name, result.output)
         out[f"{name}/{artifact}"] = hashlib.sha256((folder / artifact).read_bytes()).hexdigest()
+        if name == "references":
+            out["references/references.jsonl (paper fields)"] = paper_fields(folder / artifact)
     return out
 
 

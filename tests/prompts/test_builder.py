@@ -358,6 +358,26 @@ def test_rec_saver_prompts(prompt_data, domain: str) -> None:
     assert f"### Explanation: ###\n\n{MISSING}\n\n#####" in only_leaks
 
 
+def test_explanation_variant_and_judge_prompts(prompt_data, domain: str) -> None:
+    """Issue 18: the `meaning` variant says what the rating means; the judge sees item + explanation only."""
+    words = WORDS[domain]
+    b = PromptBuilder(domain)
+    ex = prompt_data[domain]["test"][0]
+    paper = b.explanation_messages(ex, 1)[0]["content"]
+    assert b.explanation_messages(ex, 1, "paper")[0]["content"] == paper
+    meaning = b.explanation_messages(ex, 1, "meaning")[0]["content"]
+    assert meaning.split("#####")[0] == paper.split("#####")[0]  # the same history and item
+    assert f"rated the new {words['item']} 1 on the scale from 1 to 5: the user strongly disliked it." in meaning
+    assert "loved it" in b.explanation_messages(ex, 5, "meaning")[0]["content"]
+    assert meaning.endswith("### Reason ###\nWrite your reasoning explanation here. You can have line breaks.")
+    with pytest.raises(ValueError, match="one of paper, meaning"):
+        b.explanation_messages(ex, 1, "shouting")
+    judge = b.judge_messages(ex, "They dislike strong scents.")[0]["content"]
+    assert "They dislike strong scents." in judge and "Past User History" not in judge
+    assert judge.endswith("### Rating ###\nGive a single numerical rating, e.g. 1")
+    assert f"### Explanation: ###\n\n{MISSING}\n\n#####" in b.judge_messages(ex, "  ")[0]["content"]
+
+
 def test_fit_drops_the_oldest_items_first(prompt_data, domain: str) -> None:
     b = PromptBuilder(domain)
 

@@ -47,7 +47,7 @@ def test_demo_runs_every_step_and_writes_the_report(tmp_path: Path) -> None:
             scored += 1
         else:  # SmolLM2 rejected its own explanation: said loudly, with advice, and no score table
             assert status == "empty-pools" and not (score / "text_metrics.json").exists()
-            assert "warning:" in said and "references.verify to 1-off or none" in said
+            assert "warning:" in said and "references.verify to 1-off, calibrated or none" in said
     html = (tmp_path / "report.html").read_text()
     assert "<table" in html and "data:image/png;base64," in html and (tmp_path / "report.md").exists()
     assert f"report: {(tmp_path / 'report.html').resolve()}" in result.output.replace("\n", "")

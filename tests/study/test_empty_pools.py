@@ -20,7 +20,8 @@ def rejected_pools(run: Path, refs: Path, keep: set[int] = frozenset()) -> None:
         p = json.loads(line)
         ok = p["rating_true"] in keep
         candidates = [{"text": "They like it.", "scrubbed_text": "They like it.", "removed_sentences": [],
-                       "error": None, "status": "ok", "verify_rating": p["rating_true"] if ok else 1,
+                       "error": None, "status": "ok",
+                       "verify_rating": p["rating_true"] if ok else p["rating_true"] % 5 + 1,
                        "kept": ok}]
         rows.append({"example_id": p["example_id"], "rating": p["rating_true"],
                      "references": ["They like it."] if ok else [], "failed_calls": 0, "candidates": candidates})

@@ -88,8 +88,8 @@ def exit_for(record: dict[str, Any], folder: Path, empty_pools_fail: bool) -> No
         say_cells("error" if empty_pools_fail else "warning", empty,
                   "had every reference pool empty and have no reasoning scores",
                   f"{RunStore(folder).sub(empty[0]).cell_path} says why: verification kept no explanation. Set "
-                  "references.verify to 1-off or none, or use a stronger verifier model "
-                  "(e.g. llamacpp/qwen2.5-0.5b).")
+                  "references.verify to 1-off, calibrated or none (`recsaver references audit` compares them on the "
+                  "stored cells), or set references.verifier_model to a stronger model (e.g. llamacpp/qwen2.5-1.5b).")
     if incomplete:
         say_cells("warning", incomplete, "had failed model calls and are incomplete",
                   f"Each {RUN} lists the errors; their failed examples are left out of the tables. Run the "

@@ -1,4 +1,4 @@
-"""`recsaver baseline|metrics|predict|references|score`: one step each, on a prepared data folder."""
+"""`recsaver baseline|metrics|predict|score`: one step each, on a prepared data folder."""
 
 from __future__ import annotations
 
@@ -6,12 +6,11 @@ from pathlib import Path
 
 import typer
 
-from ..config.schema import PredictConfig, ReferencesConfig, ScoreConfig
+from ..config.schema import PredictConfig, ScoreConfig
 from ..store import RunStore
 from .common import (
     DataOpt,
     LimitOpt,
-    count_progress,
     err_console,
     exit_if_incomplete,
     friendly_errors,
@@ -23,8 +22,7 @@ from .options import with_config
 
 
 def register(app: typer.Typer) -> None:
-    for name, command in (("baseline", baseline), ("metrics", metrics), ("predict", predict),
-                          ("references", references), ("score", score)):
+    for name, command in (("baseline", baseline), ("metrics", metrics), ("predict", predict), ("score", score)):
         app.command(name)(command)
 
 
@@ -79,39 +77,6 @@ def predict(
     else:
         out_console.print(f"no metrics: every one of the {metrics['n_failed']} predictions failed; "
                           f"wrote {out}/predictions.jsonl and run.json")
-    exit_if_incomplete(out)
-
-
-@friendly_errors
-@with_config(ReferencesConfig)
-def references(
-    cfg: ReferencesConfig,
-    out: Path = typer.Option(..., help="Folder for references.jsonl, summary.json, run.json."),
-    progress: bool = typer.Option(True, help="Show a progress bar."),
-) -> None:
-    """Rec-SAVER: post-hoc explanations of the gold rating, leakage scrub, self-verification."""
-    from ..steps.references import run_references
-
-    with count_progress(progress, "examples") as update:
-        summary = run_references(cfg, out, on_example=update)
-    out_console.print(
-        f"coverage {summary['coverage']:.1%}, mean pool size {summary['mean_pool_size']:.2f}, "
-        f"{summary['scrub']['sentences_removed']} leaking sentences removed; pass rate per label: "
-        + ", ".join(f"{k}: {'-' if v is None else f'{v:.0%}'}" for k, v in summary["pass_rate_per_label"].items()),
-        highlight=False,
-    )
-    from ..steps.score import empty_pools_advice
-
-    rates = summary["pass_rate_per_label"]
-    if summary["examples"] and summary["coverage"] == 0:
-        err_console.print(f"[bold yellow]warning:[/] every reference pool is empty: {empty_pools_advice(out)}",
-                          highlight=False, soft_wrap=True)
-    elif [k for k, v in rates.items() if v == 0]:
-        err_console.print(f"[bold yellow]warning:[/] no explanation of gold rating(s) "
-                          f"{', '.join(k for k, v in rates.items() if v == 0)} was verified: scores and studies "
-                          "built on these pools cover the other ratings only (--verify 1-off|none or a stronger "
-                          "verifier model widen them)", highlight=False, soft_wrap=True)
-    out_console.print(f"wrote {out}/references.jsonl, summary.json, run.json")
     exit_if_incomplete(out)
 
 

@@ -22,7 +22,9 @@ DEFAULT_MODEL = "llamacpp/smollm2-135m"
 SPLITS = ("train", "test")
 METHODS = ("cot", "direct")
 ABLATIONS = ("none", "no-review", "no-review-no-rating", "no-description", "one-shot")
-VERIFY_RULES = ("exact", "1-off", "none")
+VERIFY_RULES = ("exact", "1-off", "none")  # the paper's; metrics/verification.py adds prob:TAU and calibrated
+VERIFY_HELP = ("exact (paper) | 1-off | none | prob:TAU | calibrated | calibrated-1-off "
+               "(metrics/verification.py)")
 BALANCE = ("round-robin", "least-busy")
 DOMAINS = ("beauty", "movies")
 
@@ -194,21 +196,48 @@ class ReferencesOptions(SamplingFields):
     temperature: float = setting(0.7, "Sampling temperature T of the explanations.")
     max_tokens: int = setting(256, "Most tokens per explanation.")
     grammar: bool = setting(True, "Constrain explanation and verification formats.")
+    explain_prompt: str = setting("paper", "Explanation prompt: the paper's, or `meaning`, which also says what "
+                                           "the rating means and asks for the reasons behind it.",
+                                  choices=("paper", "meaning"))
+    verifier_model: str | None = setting(None, "provider/model verifying the explanations (default: the writer, "
+                                               "as in the paper).")
+    judge_model: str | None = setting(None, "provider/model judging which rating each explanation argues for "
+                                            "(the writer's faithfulness; default: no judge).")
+    negatives: int = setting(0, "Negative control: explanations per example of a wrong rating (gold +-"
+                                "negative-distance), verified against the gold rating; never in the pool.")
+    negative_distance: int = setting(2, "How far the negative control's rating is from the gold one.")
+
+
+def check_verify(modes: tuple[str, ...] | str) -> None:
+    """Each verify mode parses (metrics/verification.py names the forms)."""
+    from .verify import parse_mode
+
+    for mode in (modes,) if isinstance(modes, str) else modes:
+        parse_mode(mode)
+
+
+def check_references(cfg: ReferencesOptions) -> None:
+    if cfg.samples < 1:
+        raise ValueError("samples must be >= 1")
+    if cfg.negatives < 0:
+        raise ValueError("negatives must be >= 0")
+    if not 1 <= cfg.negative_distance <= 4:
+        raise ValueError("negative_distance must be 1..4")
 
 
 @dataclass(frozen=True)
 class ReferencesConfig(ReferencesOptions, ServerFields):
     data: str = setting(help="Folder written by `recsaver data prepare`.")
     split: str = setting("test", "Which split to explain.", choices=SPLITS)
-    model: str = setting(DEFAULT_MODEL, "provider/model writing and verifying explanations.")
-    verify: str = setting("exact", "Which explanations join the pool (paper Algorithm 1).", choices=VERIFY_RULES)
+    model: str = setting(DEFAULT_MODEL, "provider/model writing (and, by default, verifying) explanations.")
+    verify: str = setting("exact", f"Which explanations join the pool: {VERIFY_HELP}.")
     leak_patterns: tuple[str, ...] = setting(LEAK_PATTERNS, "Leakage regexes; giving any replaces the defaults "
                                                             "(repeatable).", flag="leak-pattern")
 
     def __post_init__(self) -> None:
         check_choices(self)
-        if self.samples < 1:
-            raise ValueError("samples must be >= 1")
+        check_verify(self.verify)
+        check_references(self)
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .schema import VERIFY_RULES, PredictOptions, PrepareOptions, ReferencesOptions, ScoreOptions, setting
+from .schema import (
+    VERIFY_HELP,
+    PredictOptions,
+    PrepareOptions,
+    ReferencesOptions,
+    ScoreOptions,
+    check_references,
+    check_verify,
+    setting,
+)
 
 TABLES = ("table3", "table4", "table5", "table9", "table11", "table15")
 
@@ -45,9 +54,13 @@ class ReferenceSettings(ReferencesOptions):
     """Rec-SAVER references: one pool per verify rule (Table 9 compares exact with none). `limit` left null
     takes predict.limit; the engine fields are predict's."""
 
-    verify: tuple[str, ...] = setting(("exact",), "Verify rules, one pool each.", choices=VERIFY_RULES)
+    verify: tuple[str, ...] = setting(("exact",), f"Verify modes, one pool each: {VERIFY_HELP}.")
     enabled: bool = setting(False, "Generate references (and score reasoning against them).")
     model: str | None = setting(None, "Writer and verifier (default: each model of the grid).")
+
+    def __post_init__(self) -> None:
+        check_verify(self.verify)
+        check_references(self)
 
 
 @dataclass(frozen=True, kw_only=True)

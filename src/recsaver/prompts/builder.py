@@ -62,6 +62,8 @@ def as_ablation(value: object) -> Ablation:
     return value
 
 MISSING = "N/A"
+EXPLAIN_VARIANTS = ("paper", "meaning")
+RATING_MEANINGS = {1: "strongly disliked", 2: "disliked", 3: "felt mixed about", 4: "liked", 5: "loved"}
 REASON_HEADER = "### Reason ###\n"
 
 # Domain wording of Table 12: the item noun, its capitalized label, and the verb of the history.
@@ -158,6 +160,8 @@ class PromptBuilder:
         self._new_item = without_lines(item, dropped | _NEW_ITEM_DROPPED)
         self._one_shot = load_template("one_shot", version)
         self._explain = load_template("explain", version)
+        self._explain_meaning = load_template("explain_meaning", version)
+        self._judge = load_template("judge", version)
         self._verify = load_template("verify", version)
 
     def __repr__(self) -> str:
@@ -256,10 +260,28 @@ class PromptBuilder:
 
     # ---- Rec-SAVER (Section 3.1) ------------------------------------------------------------------
 
-    def explanation_messages(self, example: Example, rating: int) -> list[dict[str, str]]:
-        """Step 1: a post hoc explanation of the given (gold) rating; the answer is a Reason block."""
+    def explanation_messages(self, example: Example, rating: int, variant: str = "paper") -> list[dict[str, str]]:
+        """Step 1: a post hoc explanation of the given (gold) rating; the answer is a Reason block.
+
+        `variant` "paper" is the paper's prompt; "meaning" also says what the rating means ("the user
+        strongly disliked it") and asks for the reasons behind that judgement (issue 18: small writers
+        asked to explain a 1 wrote praise)."""
         self._check(example)
-        content = self._explain.substitute(self._context(example), rating=str(_as_rating(rating)))
+        if variant not in EXPLAIN_VARIANTS:
+            raise ValueError(f"explanation prompt {variant!r}: one of {', '.join(EXPLAIN_VARIANTS)}")
+        value = _as_rating(rating)
+        if variant == "meaning":
+            content = self._explain_meaning.substitute(self._context(example), rating=str(value),
+                                                       meaning=RATING_MEANINGS[value])
+        else:
+            content = self._explain.substitute(self._context(example), rating=str(value))
+        return [{"role": "user", "content": content}]
+
+    def judge_messages(self, example: Example, explanation: str) -> list[dict[str, str]]:
+        """Which rating does an (already scrubbed) explanation argue for? Item and explanation only, no history:
+        the judge reads what the explanation says, not what it would predict for the user."""
+        self._check(example)
+        content = self._judge.substitute(self._context(example), explanation=(explanation or "").strip() or MISSING)
         return [{"role": "user", "content": content}]
 
     def verification_messages(self, example: Example, explanation: str, scrub: bool = True) -> list[dict[str, str]]:

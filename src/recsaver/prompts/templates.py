@@ -22,6 +22,8 @@ TEMPLATE_FIELDS: dict[str, frozenset[str]] = {
     "item": frozenset({"Item", "title", "brand", "categories", "description", "price", "rating", "review"}),
     "one_shot": frozenset({"Item", "history", "new_item", "answer"}),
     "explain": frozenset({"item", "Item", "action", "history", "new_item", "rating"}),
+    "explain_meaning": frozenset({"item", "Item", "action", "history", "new_item", "rating", "meaning"}),
+    "judge": frozenset({"item", "Item", "new_item", "explanation"}),
     "verify": frozenset({"item", "Item", "action", "history", "new_item", "explanation"}),
 }
 

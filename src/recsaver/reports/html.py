@@ -135,7 +135,20 @@ def coverage_section(item: Item) -> dict[str, Any]:
     if summary is None:
         raise FileNotFoundError(f"{item.store.summary_path}: a references folder without its summary "
                                 "(rerun `recsaver references`)")
-    return {"summary": summary, "png": coverage_png(summary, item.label)}
+    return {"summary": summary, "png": coverage_png(summary, item.label), "audit": audit_rows(summary)}
+
+
+def audit_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per verify mode of the summary's audit (metrics/verification_audit.py): pass rate per gold
+    label, the lowest of them, coverage and the negative control's false-accept rate. Empty before issue 18."""
+    def pct(v: float | None) -> str:
+        return "–" if v is None else f"{v:.0%}"
+
+    modes = (summary.get("audit") or {}).get("modes") or {}
+    return [{"mode": name, "rates": [pct(m["pass_rate_per_label"][str(k)]) for k in range(1, 6)],
+             "min": pct(m["min_pass_rate"]), "coverage": pct(m["coverage"]),
+             "false_accept": pct(m["false_accept_rate"]), "negatives": m["negatives"]}
+            for name, m in modes.items()]
 
 
 def ledger_rows(items: Sequence[Item]) -> list[dict[str, Any]]:
@@ -220,6 +233,13 @@ def markdown(ctx: dict[str, Any], tables: Sequence[Table]) -> str:
     lines += ["## Reference coverage", "", "| references | coverage | mean pool size | verify |", "|---|---:|---:|---|"]
     lines += [f"| {i.label} | {num(c['summary']['coverage'])} | {num(c['summary']['mean_pool_size'], 2)} | "
               f"{c['summary']['verify']} |" for i, c in ctx["coverages"]]
+    for i, c in ctx["coverages"]:
+        if c["audit"]:
+            lines += ["", f"### Verification audit: {i.label}", "",
+                      "| mode | 1 | 2 | 3 | 4 | 5 | min | coverage | false accepts | negatives |",
+                      "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+            lines += [f"| {a['mode']} | {' | '.join(a['rates'])} | {a['min']} | {a['coverage']} | "
+                      f"{a['false_accept']} | {a['negatives']} |" for a in c["audit"]]
     lines += ["", "## Token and time ledger", "",
               "| run | requests | cache hits | misses | failed | prompt tok | completion tok | model s | wall s |",
               "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]

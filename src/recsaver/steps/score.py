@@ -29,13 +29,15 @@ def empty_pools_advice(refs: Path) -> str:
     verify = summary.get("verify", "?")
     failed = summary.get("failed_candidates") or 0
     run = store.read_run()
-    model = "" if run is None else (run.get("config") or {}).get("model", "")
+    config = {} if run is None else (run.get("config") or {})
+    model = config.get("verifier_model") or config.get("model", "")
     hint = (f"{failed} candidate(s) failed (their calls errored): rerun `recsaver references` to retry them. "
             if failed else "")
-    return (f"verification (--verify {verify}{', model ' + model if model else ''}) kept no explanation; "
-            f"pass rate per gold label: {shown}. {hint}Rebuild the pools with `recsaver references ... --verify "
-            "1-off` or `--verify none`, or with a stronger verifier model (e.g. --model llamacpp/qwen2.5-1.5b); "
-            "small models rarely recover the exact rating.")
+    return (f"verification (--verify {verify}{', verifier ' + model if model else ''}) kept no explanation; "
+            f"pass rate per gold label: {shown}. {hint}Compare the verify modes with `recsaver references audit "
+            f"{store.folder}` and rebuild the pools without a model call (`recsaver references rebuild "
+            f"{store.folder} --verify 1-off --out NEW`; also calibrated, prob:TAU or none), or use a stronger "
+            "verifier (--verifier-model llamacpp/qwen2.5-1.5b); small models rarely recover the exact rating.")
 
 
 def run_score(run: Path, refs: Path, metrics: Sequence[str] | None = None, out: Path | None = None,

@@ -160,7 +160,8 @@ def load_candidates(runs: Sequence[Path], pools: dict[str, list[str]] | None,
             if skewed and missing_pool < sum(per_label.values()):
                 warnings.append(f"{run}: the items are skewed by gold rating, because most predictions of some "
                                 f"labels have no reference pool (without a pool, per label: {', '.join(skewed)}); "
-                                "rebuild the pools with --verify 1-off|none or a stronger verifier to balance them")
+                                "rebuild the pools without a model call (`recsaver references rebuild REFS "
+                                "--verify 1-off|calibrated|none --out NEW`) or use a stronger verifier to balance them")
         infos.append({"path": str(run), "info": info})
     return infos, out
 
