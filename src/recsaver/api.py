@@ -49,16 +49,24 @@ def references(config: ReferencesConfig | None = None, *, out: str | Path, **fie
 
 def score(predictions: str | Path | None = None, references: str | Path | None = None, *,
           config: ScoreConfig | None = None, out: str | Path | None = None, **fields: Any) -> dict[str, Any]:
-    """Reasoning of a predict run against a references pool (BLEU, ROUGE-1, METEOR, BERTScore...); the
-    aggregates. Settings: `metrics`, `resamples`, `seed` (ScoreConfig)."""
-    from .steps.score import run_score
+    """Reasoning of a predict run (or, with `outputs=FILE.jsonl`, any system's explanations) against a
+    references pool (BLEU, ROUGE-1, METEOR, BERTScore...); the aggregates. Settings: `metrics`, `resamples`,
+    `seed`, `id_field`, `text_field`, `rating_field` (ScoreConfig)."""
+    from .steps.score import run_score, score_outputs
 
     if config is None:
         if "metrics" in fields:
             fields["metrics"] = tuple(fields["metrics"])
-        config = ScoreConfig(predictions=str(predictions), references=str(references), **fields)
-    return run_score(Path(config.predictions), Path(config.references), config.metrics or None,
-                     Path(out) if out else None, n_resamples=config.resamples, seed=config.seed)
+        config = ScoreConfig(predictions=None if predictions is None else str(predictions),
+                             references=str(references), **fields)
+    dest = Path(out) if out else None
+    if config.outputs is not None:
+        return score_outputs(Path(config.outputs), Path(config.references), config.id_field, config.text_field,
+                             config.rating_field, config.metrics or None, dest, n_resamples=config.resamples,
+                             seed=config.seed)
+    assert config.predictions is not None  # ScoreConfig checks that one of the two is given
+    return run_score(Path(config.predictions), Path(config.references), config.metrics or None, dest,
+                     n_resamples=config.resamples, seed=config.seed)
 
 
 def distill(config: DistillSampleConfig | None = None, *, out: str | Path, filters: Sequence[str] = ("none",),

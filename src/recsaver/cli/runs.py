@@ -89,17 +89,30 @@ def score(
     """Reasoning quality against the verified reference pool: BLEU, ROUGE-1, METEOR, BERTScore."""
     from rich.table import Table
 
-    from ..steps.score import run_score
+    from ..steps.score import run_score, score_outputs
 
-    result = run_score(Path(cfg.predictions), Path(cfg.references), cfg.metrics or None, out,
-                       n_resamples=cfg.resamples, seed=cfg.seed)
+    if cfg.outputs is not None:
+        result = score_outputs(Path(cfg.outputs), Path(cfg.references), cfg.id_field, cfg.text_field,
+                               cfg.rating_field, cfg.metrics or None, out, n_resamples=cfg.resamples, seed=cfg.seed)
+    else:
+        assert cfg.predictions is not None  # ScoreConfig checks that one of the two is given
+        result = run_score(Path(cfg.predictions), Path(cfg.references), cfg.metrics or None, out,
+                           n_resamples=cfg.resamples, seed=cfg.seed)
+    split = result.get("by_correctness")
     table = Table(title=f"reasoning vs references ({result['overall']['n_scored']} scored, "
                         f"{result['overall']['n_excluded']} with an empty pool excluded)")
-    for col in ("metric", "all", "95% CI", "correct", "incorrect"):
+    for col in ("metric", "all", "95% CI", *(("correct", "incorrect") if split else ())):
         table.add_column(col)
     for name, m in result["overall"]["metrics"].items():
-        c = result["by_correctness"]["correct"]["metrics"].get(name, {})
-        i = result["by_correctness"]["incorrect"]["metrics"].get(name, {})
-        table.add_row(name, f"{m['mean']:.3f}", f"[{m['ci_low']:.3f}, {m['ci_high']:.3f}]",
-                      f"{c.get('mean', float('nan')):.3f}", f"{i.get('mean', float('nan')):.3f}")
+        cells = [name, f"{m['mean']:.3f}", f"[{m['ci_low']:.3f}, {m['ci_high']:.3f}]"]
+        if split:
+            cells += [f"{split[k]['metrics'].get(name, {}).get('mean', float('nan')):.3f}"
+                      for k in ("correct", "incorrect")]
+        table.add_row(*cells)
     out_console.print(table)
+    missing = result.get("outputs_without_reference_entry")
+    if missing:
+        shown = ", ".join(result["ids_without_reference_entry"][:10])
+        err_console.print(f"[bold yellow]warning:[/] {missing} of {result['outputs_read']} outputs have no entry in "
+                          f"{cfg.references} and were not scored (ids: {shown}{', ...' if missing > 10 else ''}); "
+                          "build references for those examples, or check --id-field", highlight=False, soft_wrap=True)

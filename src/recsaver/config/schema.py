@@ -109,8 +109,19 @@ class ScoreOptions:
 
 @dataclass(frozen=True)
 class ScoreConfig(ScoreOptions):
-    predictions: str = setting(help="A run folder (or its predictions.jsonl).")
     references: str = setting(help="A references folder from `recsaver references`.")
+    predictions: str | None = setting(None, "A run folder (or its predictions.jsonl).")
+    outputs: str | None = setting(None, "Instead of --predictions: a JSONL file of any system's explanations, one "
+                                        "object per line (fields: --id-field, --text-field, --rating-field).")
+    id_field: str = setting("example_id", "With --outputs: the field holding the example id of the references run.")
+    text_field: str = setting("text", "With --outputs: the field holding the explanation.")
+    rating_field: str | None = setting(None, "With --outputs: the field holding the predicted rating (optional; "
+                                             "splits the scores by correctness).")
+
+    def __post_init__(self) -> None:
+        if (self.predictions is None) == (self.outputs is None):
+            raise ValueError("give exactly one of --predictions (a recsaver run) and --outputs (any system's "
+                             "explanations as JSONL)")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -45,37 +45,72 @@ def run_score(run: Path, refs: Path, metrics: Sequence[str] | None = None, out: 
               ) -> dict[str, Any]:
     """Per-example scores and aggregates, overall and split by rating correctness (Table 11); resamples and
     seed default to ScoreOptions'."""
-    defaults = ScoreOptions()
-    n_resamples = defaults.resamples if n_resamples is None else n_resamples
-    seed = defaults.seed if seed is None else seed
     run = Path(run)
     predictions = load_predictions(predictions_file(run))
     pools = load_references(Path(refs))
     out = Path(out) if out else (run if run.is_dir() else run.parent)
     in_pool = [p for p in predictions if p.example_id in pools]
-    if not any(pools[p.example_id] for p in in_pool):
-        where = references_file(Path(refs))
-        raise EmptyPoolsError(f"{where}: every reference pool of the {len(in_pool)} predicted examples is empty, "
-                              f"so there is nothing to score against: " + empty_pools_advice(Path(refs)))
+    result = _score([(p.example_id, p.reasoning) for p in in_pool],
+                    {p.example_id: p.rating_pred == p.rating_true for p in in_pool}, pools, Path(refs), metrics, out,
+                    n_resamples, seed, scorer)
+    result = {"overall": result["overall"], "by_correctness": result["by_correctness"],
+              "predictions": len(predictions), "predictions_without_reference_entry": len(predictions) - len(in_pool),
+              "excluded_empty_pool": result["excluded_empty_pool"], "signature": result["signature"]}
+    RunStore(out).write_text_metrics(result)
+    return result
+
+
+def score_outputs(outputs: Path, refs: Path, id_field: str = "example_id", text_field: str = "text",
+                  rating_field: str | None = None, metrics: Sequence[str] | None = None, out: Path | None = None,
+                  n_resamples: int | None = None, seed: int | None = None) -> dict[str, Any]:
+    """Score explanations written by any system (steps/external.py) against the pools of REFS. Outputs whose id
+    has no entry in REFS are counted and listed, never dropped silently; with `rating_field` the scores are also
+    split by whether that rating equals the gold one."""
+    from ..data.records import read_jsonl
+    from .external import load_outputs
+
+    items = load_outputs(Path(outputs), id_field, text_field, rating_field)
+    rows = list(read_jsonl(references_file(Path(refs))))
+    pools = {r["example_id"]: list(r["references"]) for r in rows}
+    gold = {r["example_id"]: int(r["rating"]) for r in rows}
+    known = [o for o in items if o.example_id in pools]
+    unknown = [o.example_id for o in items if o.example_id not in pools]
+    correct = ({o.example_id: o.rating == gold[o.example_id] for o in known if o.rating is not None}
+               if rating_field else None)
+    out = Path(out) if out else Path(outputs).parent
+    result = _score([(o.example_id, o.text) for o in known], correct, pools, Path(refs), metrics, out, n_resamples,
+                    seed, None)
+    result.update(outputs=str(outputs), outputs_read=len(items), outputs_without_reference_entry=len(unknown),
+                  ids_without_reference_entry=unknown[:50],
+                  outputs_with_thinking=sum(o.thinking is not None for o in items),
+                  fields={"id": id_field, "text": text_field, "rating": rating_field})
+    RunStore(out).write_text_metrics(result)
+    return result
+
+
+def _score(items: list[tuple[str, str | None]], correct: dict[str, bool] | None, pools: dict[str, list[str]],
+           refs: Path, metrics: Sequence[str] | None, out: Path, n_resamples: int | None, seed: int | None,
+           scorer: TextScorer | None) -> dict[str, Any]:
+    """Score (id, text) pairs against `pools`; write OUT/text_scores.jsonl; return the aggregates (by
+    correctness when `correct` is given: per id, whether its rating was right)."""
+    defaults = ScoreOptions()
+    n_resamples = defaults.resamples if n_resamples is None else n_resamples
+    seed = defaults.seed if seed is None else seed
+    if not any(pools[i] for i, _ in items):
+        where = references_file(refs)
+        raise EmptyPoolsError(f"{where}: every reference pool of the {len(items)} examples to score is empty, "
+                              f"so there is nothing to score against: " + empty_pools_advice(refs))
     scorer = scorer or TextScorer(metrics)
-    scores = scorer.score([(p.example_id, p.reasoning) for p in in_pool], pools)
-    correct = {p.example_id: p.rating_pred == p.rating_true for p in in_pool}
-    store = RunStore(out)
-    store.write_text_scores(
-        {"example_id": s.example_id, "n_refs": s.n_refs, "correct": correct[s.example_id], **s.scores}
+    scores = scorer.score(items, pools)
+    RunStore(out).write_text_scores(
+        {"example_id": s.example_id, "n_refs": s.n_refs,
+         **({"correct": correct.get(s.example_id)} if correct is not None else {}), **s.scores}
         for s in scores)
-    by_correct = {
-        label: aggregate([s for s in scores if correct[s.example_id] == flag], n_resamples=n_resamples, seed=seed,
-                         excluded=[])
-        for label, flag in (("correct", True), ("incorrect", False))
-    }
-    result = {
-        "overall": aggregate(scores, n_resamples=n_resamples, seed=seed),
-        "by_correctness": by_correct,
-        "predictions": len(predictions),
-        "predictions_without_reference_entry": len(predictions) - len(in_pool),
-        "excluded_empty_pool": list(scores.excluded),
-        "signature": scorer.signature(),
-    }
-    store.write_text_metrics(result)
+    result: dict[str, Any] = {"overall": aggregate(scores, n_resamples=n_resamples, seed=seed)}
+    if correct is not None:
+        result["by_correctness"] = {
+            label: aggregate([s for s in scores if correct.get(s.example_id) is flag], n_resamples=n_resamples,
+                             seed=seed, excluded=[])
+            for label, flag in (("correct", True), ("incorrect", False))}
+    result.update(excluded_empty_pool=list(scores.excluded), signature=scorer.signature())
     return result
