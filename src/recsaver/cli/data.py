@@ -1,4 +1,4 @@
-"""`recsaver data prepare|download|sample`: Amazon review dumps -> examples."""
+"""`recsaver data prepare|import|download|sample`: Amazon review dumps, or your own tables, -> examples."""
 
 from __future__ import annotations
 
@@ -6,14 +6,15 @@ from pathlib import Path
 
 import typer
 
-from ..data.prepare import PrepareConfig
+from ..data.prepare import ImportConfig, PrepareConfig, PrepareResult
 from .common import byte_progress, err_console, friendly_errors, out_console
 from .options import with_config
 
 
 def register(app: typer.Typer) -> None:
-    data_app = typer.Typer(help="Amazon review dumps -> examples.", no_args_is_help=True)
+    data_app = typer.Typer(help="Amazon review dumps, or your own tables, -> examples.", no_args_is_help=True)
     data_app.command("prepare")(data_prepare)
+    data_app.command("import")(data_import)
     data_app.command("download")(data_download)
     data_app.command("sample")(data_sample)
     app.add_typer(data_app, name="data")
@@ -33,12 +34,36 @@ def data_prepare(
 
     with byte_progress(progress) as update:
         result = prepare(reviews, meta, out, cfg, progress=update)
+    _summary(result, out)
+
+
+@friendly_errors
+@with_config(ImportConfig, skip=("caps", "batch_rows", "memory_limit"))
+def data_import(
+    cfg: ImportConfig,
+    interactions: Path = typer.Option(..., help="Interactions table (.csv, .jsonl, .parquet; .gz for csv/jsonl): "
+                                                "user_id, item_id, rating, timestamp [, review_title, review_text]."),
+    items: Path | None = typer.Option(None, help="Items table (same formats): item_id [, title, brand, categories, "
+                                                 "description, price]; other columns become prompt fields."),
+    out: Path = typer.Option(..., help="Output folder for train.jsonl, test.jsonl, stats.json."),
+    progress: bool = typer.Option(True, help="Show progress bars."),
+) -> None:
+    """Your own interactions (and items) table -> the same examples, splits and stats.json as `data prepare`."""
+    from ..data.prepare import import_table
+
+    with byte_progress(progress) as update:
+        result = import_table(interactions, items, out, cfg, progress=update)
+    _summary(result, out)
+
+
+def _summary(result: PrepareResult, out: Path) -> None:
+    """Shortfalls and skipped lines as warnings, then one line of what was written."""
     for w in result.warnings:
         err_console.print(f"[yellow]warning:[/] {w}", highlight=False)
-    skipped = sum(result.stats["bad_lines"]["reviews"].values()) + sum(result.stats["bad_lines"]["meta"].values())
+    s = result.stats
+    skipped = sum(sum(counts.values()) for name, counts in s["bad_lines"].items() if name != "examples")
     if skipped:
         err_console.print(f"[yellow]warning:[/] skipped {skipped} bad lines (see stats.json bad_lines)")
-    s = result.stats
     out_console.print(
         f"wrote {s['examples']['train']} train and {s['examples']['test']} test examples to {out} "
         f"({s['counts']['users']} users, {s['counts']['duplicates_dropped']} duplicates dropped)"

@@ -26,7 +26,7 @@ VERIFY_RULES = ("exact", "1-off", "none")  # the paper's; metrics/verification.p
 VERIFY_HELP = ("exact (paper) | 1-off | none | prob:TAU | calibrated | calibrated-1-off "
                "(metrics/verification.py)")
 BALANCE = ("round-robin", "least-busy")
-DOMAINS = ("beauty", "movies")
+DOMAINS = ("beauty", "movies", "generic")  # generic: users' own data (`data import`), neutral wording
 
 # Per method: CoT needs room to reason; a direct answer is a rating line (16 tokens hold the header
 # and a digit with any tokenizer we ship).

@@ -1,9 +1,14 @@
-"""Raw dump -> user-disjoint, label-balanced train/test examples (paper Sections 2.1, 4.1).
+"""Raw dump or table -> user-disjoint, label-balanced train/test examples (paper Sections 2.1, 4.1).
 
-The reviews are streamed once through Python (validation with exact line
-numbers) into Parquet chunks; DuckDB then does the heavy work (dedupe, per-user
-ordering, eligibility, user split, balanced sampling) out of core. Only the
-sampled examples and their histories come back into Python.
+The reviews are streamed once (validation with exact line numbers) into Parquet
+parts; DuckDB then does the heavy work (dedupe, per-user ordering, eligibility,
+user split, balanced sampling) out of core (pipeline.py). Only the sampled
+examples and their histories come back into Python.
+
+Where the reviews and the items come from is a `Source`: an Amazon dump
+(`DumpSource`, `data prepare`) or a generic interactions table with an optional
+items table (`sources.generic.TableSource`, `data import`). Both feed the same
+pipeline, so the same reviews give the same examples whichever way they came in.
 """
 
 from __future__ import annotations
@@ -14,41 +19,25 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal
-
-import duckdb
-import pyarrow as pa
-import pyarrow.parquet as pq
+from typing import Any, Protocol
 
 from .. import __version__
 from ..config.schema import DOMAINS, PrepareOptions, check_choices, setting
 from ..store import DataStore
-from .clean import clean_text
-from .records import RATINGS, Example, HistoryEntry, Item, Target, example_id
+from .pipeline import PartWriter, select, to_example, wanted_items
+from .records import RATINGS, Example, Item
 from .sources import (
+    SCHEMA_FIELDS,
     FastPathUnavailable,
     FieldCaps,
-    Layout,
     OnBadLine,
+    RatingScale,
     ReadReport,
+    TableSource,
     detect_review_layout,
     iter_review_batches,
     iter_reviews,
     read_meta,
-)
-
-Domain = Literal["beauty", "movies"]
-
-_SCHEMA = pa.schema(
-    [
-        ("seq", pa.int64()),
-        ("user_id", pa.string()),
-        ("item_id", pa.string()),
-        ("rating", pa.int8()),
-        ("ts", pa.int64()),
-        ("review_title", pa.string()),
-        ("review_text", pa.string()),
-    ]
 )
 
 
@@ -93,6 +82,51 @@ class PrepareConfig(PrepareOptions):
         return self.test_per_label / total if total else 0.5
 
 
+def parse_mapping(entries: tuple[str, ...] | list[str]) -> dict[str, str]:
+    """`--map FIELD=COLUMN` entries as field -> column; unknown or repeated fields are errors."""
+    out: dict[str, str] = {}
+    for entry in entries:
+        name, sep, column = (part.strip() for part in entry.partition("="))
+        if not sep or not name or not column:
+            raise ValueError(f"map entry {entry!r}: write FIELD=COLUMN, e.g. rating=stars")
+        if name not in SCHEMA_FIELDS:
+            raise ValueError(f"map entry {entry!r}: unknown field {name!r}; fields: {', '.join(SCHEMA_FIELDS)}")
+        if name in out:
+            raise ValueError(f"map entries name field {name!r} twice ({out[name]!r} and {column!r})")
+        out[name] = column
+    return out
+
+
+@dataclass(frozen=True)
+class ImportConfig(PrepareConfig):
+    """`recsaver data import`: PrepareConfig (the very same pipeline) plus how to read a generic table.
+
+    The domain defaults to `generic` (neutral "item" wording): users' own data is no Amazon category."""
+
+    domain: str = setting("generic", "Prompt wording (generic: neutral 'item').", choices=DOMAINS)
+    map: tuple[str, ...] = setting((), "FIELD=COLUMN: read schema field FIELD (user_id, item_id, rating, timestamp, "
+                                       "review_title, review_text, title, brand, categories, description, price) "
+                                       "from column COLUMN, in both tables (repeatable or comma-separated).",
+                                   comma=True)
+    rating_scale: str = setting("1,5", "MIN,MAX of the ratings in the file; rescaled linearly to 1..5 and "
+                                       "rounded half up.")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        # Checked now, so that a bad --map or --rating-scale fails before any reading.
+        parse_mapping(self.map)
+        RatingScale.parse(self.rating_scale)
+
+    @property
+    def columns(self) -> dict[str, str]:
+        """The --map entries as schema field -> column."""
+        return parse_mapping(self.map)
+
+    @property
+    def scale(self) -> RatingScale:
+        return RatingScale.parse(self.rating_scale)
+
+
 @dataclass
 class PrepareResult:
     stats: dict[str, Any]
@@ -102,236 +136,118 @@ class PrepareResult:
 Progress = Callable[[str, int, int], None]  # (phase, done, total)
 
 
-def _stream_to_parquet(
-    reviews: Path, work: Path, cfg: PrepareConfig, report: ReadReport, progress: Progress | None
-) -> str:
-    """Reviews -> Parquet chunks: the columnar fast path, or line by line when it declines."""
-    layout = detect_review_layout(reviews)
-    total = reviews.stat().st_size
-    if progress:
-        progress("read reviews", 0, total)
-    try:
-        part = 0
-        for batch in iter_review_batches(reviews, layout, report):
-            pq.write_table(pa.Table.from_batches([batch]).cast(_SCHEMA), work / f"reviews-{part:05d}.parquet",
-                           compression="zstd")
-            part += 1
+class Source(Protocol):
+    """Where the pipeline's reviews and items come from; it also says what it read for stats.json."""
+
+    def write_reviews(self, parts: PartWriter, cfg: PrepareConfig, progress: Progress | None) -> int:
+        """Stream every valid review into `parts` (bad lines raised or skipped); the number of valid reviews."""
+        ...
+
+    def read_items(self, wanted: set[str], cfg: PrepareConfig, progress: Progress | None) -> dict[str, Item]:
+        """The `wanted` items that have metadata, by id."""
+        ...
+
+    @property
+    def missing_item(self) -> Item:
+        """The item of an id without metadata."""
+        ...
+
+    def describe(self) -> dict[str, Any]:
+        """stats.json `sources`: paths, hashes and how they were read."""
+        ...
+
+    def bad_lines(self) -> dict[str, Any]:
+        """stats.json `bad_lines`: skipped lines by file and reason, and the first ones."""
+        ...
+
+    def extra_stats(self) -> dict[str, Any]:
+        """More stats.json keys of this kind of source."""
+        ...
+
+
+class DumpSource:
+    """An Amazon review dump (2014, 2018 or 2023 layout) and its optional metadata dump."""
+
+    def __init__(self, reviews: Path, meta: Path | None) -> None:
+        self.reviews, self.meta = Path(reviews), None if meta is None else Path(meta)
+        self.report, self.meta_report = ReadReport(), ReadReport()
+        self.layout: str | None = None
+        self.missing_item = Item()
+
+    def write_reviews(self, parts: PartWriter, cfg: PrepareConfig, progress: Progress | None) -> int:
+        """The columnar fast path, or line by line when it declines."""
+        reviews, report = self.reviews, self.report
+        layout = self.layout = detect_review_layout(reviews)
+        total = reviews.stat().st_size
         if progress:
-            progress("read reviews", total, total)
-        return layout
-    except FastPathUnavailable:
-        for stale in work.glob("reviews-*.parquet"):
-            stale.unlink()
-        report.records = report.lines = 0
-    _stream_rows(reviews, layout, work, cfg, report, progress, total)
-    return layout
+            progress("read reviews", 0, total)
+        try:
+            for batch in iter_review_batches(reviews, layout, report):
+                parts.add_batch(batch)
+            if progress:
+                progress("read reviews", total, total)
+            return report.records
+        except FastPathUnavailable:
+            parts.discard()
+            report.records = report.lines = 0
+        # The line-by-line reader: exact line and field in every error, and `--on-bad-line skip`.
+        on_progress = (lambda done: progress("read reviews", done, total)) if progress else None
+        for row in iter_reviews(reviews, layout, report, cfg.bad_lines, on_progress):
+            parts.add(row)
+        parts.flush()
+        if parts.parts == 0:
+            raise ValueError(f"{reviews}: no valid reviews (lines read: {report.lines}, "
+                             f"skipped: {dict(report.skipped)})")
+        return report.records
+
+    def read_items(self, wanted: set[str], cfg: PrepareConfig, progress: Progress | None) -> dict[str, Item]:
+        if self.meta is None:
+            return {}
+        total = self.meta.stat().st_size
+        on_meta = (lambda done: progress("read metadata", done, total)) if progress else None
+        return read_meta(self.meta, cfg.domain, wanted, self.meta_report, cfg.field_caps, cfg.bad_lines, on_meta)
+
+    def describe(self) -> dict[str, Any]:
+        report, meta_report = self.report, self.meta_report
+        return {
+            "reviews": {"path": str(self.reviews), "sha256": report.sha256, "layout": self.layout,
+                        "lines": report.lines},
+            "meta": None if self.meta is None
+            else {"path": str(self.meta), "sha256": meta_report.sha256, "lines": meta_report.lines},
+        }
+
+    def bad_lines(self) -> dict[str, Any]:
+        return {"reviews": dict(self.report.skipped), "meta": dict(self.meta_report.skipped),
+                "examples": self.report.first_skips + self.meta_report.first_skips}
+
+    def extra_stats(self) -> dict[str, Any]:
+        return {}
 
 
-def _stream_rows(reviews: Path, layout: Layout, work: Path, cfg: PrepareConfig, report: ReadReport,
-                 progress: Progress | None, total: int) -> None:
-    """The line-by-line reader: exact line and field in every error, and `--on-bad-line skip`."""
-    on_progress = (lambda done: progress("read reviews", done, total)) if progress else None
-    cols: list[list[Any]] = [[] for _ in _SCHEMA]
-    part = 0
-
-    def flush() -> None:
-        nonlocal part, cols
-        if cols[0]:
-            table = pa.Table.from_arrays([pa.array(c, t.type) for c, t in zip(cols, _SCHEMA)], schema=_SCHEMA)
-            pq.write_table(table, work / f"reviews-{part:05d}.parquet", compression="zstd")
-            part += 1
-            cols = [[] for _ in _SCHEMA]
-
-    appenders = [c.append for c in cols]
-    for row in iter_reviews(reviews, layout, report, cfg.bad_lines, on_progress):
-        for append, value in zip(appenders, row):
-            append(value)
-        if len(cols[0]) >= cfg.batch_rows:
-            flush()
-            appenders = [c.append for c in cols]
-    flush()
-    if part == 0:
-        raise ValueError(f"{reviews}: no valid reviews (lines read: {report.lines}, skipped: {dict(report.skipped)})")
-
-
-_SQL_CANDIDATES = """
-CREATE VIEW reviews AS SELECT * FROM read_parquet('{work}/reviews-*.parquet');
--- Exact duplicates (same user, time and text): texts are compared only where a user has
--- several reviews at one time, so the big text column never enters a hash table whole.
-CREATE TABLE same_time AS
-  SELECT user_id, ts FROM reviews GROUP BY user_id, ts HAVING count(*) > 1;
-CREATE TABLE dropped AS
-  SELECT seq FROM (
-    SELECT r.seq, row_number() OVER (PARTITION BY r.user_id, r.ts, r.review_text ORDER BY r.seq) AS k
-    FROM reviews r SEMI JOIN same_time USING (user_id, ts))
-  WHERE k > 1;
-CREATE TABLE ordered AS
-  SELECT r.seq, r.user_id, r.item_id, r.rating, r.ts,
-         row_number() OVER (PARTITION BY r.user_id ORDER BY r.ts, r.seq) - 1 AS pos
-  FROM reviews r ANTI JOIN dropped USING (seq);
-CREATE TABLE eligible AS
-  SELECT * FROM ordered WHERE pos >= {min_h} {max_clause};
-CREATE TABLE candidates AS
-  SELECT c.*, row_number() OVER (PARTITION BY c.user_id ORDER BY c.pos DESC) AS from_last
-  FROM eligible c
-  WHERE NOT EXISTS (SELECT 1 FROM ordered o WHERE o.user_id = c.user_id AND o.item_id = c.item_id
-                    AND o.pos < c.pos AND o.pos >= c.pos - {max_h});
-CREATE TABLE users AS
-  SELECT user_id,
-         row_number() OVER (ORDER BY md5_number(user_id || '|{seed}')) <= ceil(count(*) OVER () * {frac}) AS is_test
-  FROM (SELECT DISTINCT user_id FROM candidates);
-CREATE TABLE pool AS
-  SELECT c.*, CASE WHEN u.is_test THEN 'test' ELSE 'train' END AS split,
-         md5_number(c.user_id || '|' || c.item_id || '|' || c.ts || '|{seed}') AS draw
-  FROM candidates c JOIN users u USING (user_id) WHERE {target_clause};
-CREATE TABLE chosen AS
-  SELECT * FROM pool
-  QUALIFY row_number() OVER (PARTITION BY split, rating ORDER BY draw)
-          <= CASE WHEN split = 'test' THEN {test_n} ELSE {train_n} END;
-"""
-
-
-def _select(con: duckdb.DuckDBPyConnection, work: Path, cfg: PrepareConfig) -> None:
-    max_clause = f"AND pos <= {int(cfg.max_history)}" if cfg.history_overflow == "skip" else ""
-    target_clause = "c.from_last = 1" if cfg.targets == "last" else "TRUE"
-    sql = _SQL_CANDIDATES.format(
-        work=work.as_posix(),
-        min_h=int(cfg.min_history),
-        max_h=int(cfg.max_history),
-        max_clause=max_clause,
-        seed=int(cfg.seed),
-        frac=float(cfg.resolved_test_fraction),
-        target_clause=target_clause,
-        test_n=int(cfg.test_per_label),
-        train_n=int(cfg.train_per_label),
-    )
-    for statement in sql.split(";"):
-        if statement.strip():
-            con.execute(statement)
-
-
-def _fetch_examples(con: duckdb.DuckDBPyConnection, work: Path, cfg: PrepareConfig) -> list[dict[str, Any]]:
-    """Targets with their history rows and texts, ordered for a deterministic output."""
-    rows = con.execute(
-        f"""
-        WITH hist AS (
-          SELECT c.split, c.draw, c.seq AS target_seq, o.seq, o.pos
-          FROM chosen c JOIN ordered o
-            ON o.user_id = c.user_id AND o.pos < c.pos AND o.pos >= c.pos - {int(cfg.max_history)}
-          UNION ALL
-          SELECT split, draw, seq AS target_seq, seq, pos FROM chosen
-        ),
-        texts AS (
-          SELECT seq, user_id, item_id, rating, ts, review_title, review_text
-          FROM read_parquet('{work.as_posix()}/reviews-*.parquet') SEMI JOIN hist USING (seq)
-        )
-        SELECT h.split, h.draw, h.target_seq, h.seq, t.user_id, t.item_id, t.rating, t.ts,
-               t.review_title, t.review_text
-        FROM hist h JOIN texts t USING (seq)
-        ORDER BY h.split, h.draw, h.pos
-        """
-    ).fetchall()
-    grouped: dict[int, dict[str, Any]] = {}
-    for split, draw, target_seq, seq, user, item, rating, ts, title, text in rows:
-        ex = grouped.setdefault(target_seq, {"split": split, "draw": draw, "history": [], "target": None})
-        entry = (item, ts, rating, title, text, user)
-        if seq == target_seq:
-            ex["target"] = entry
-        else:
-            ex["history"].append(entry)
-    return sorted(grouped.values(), key=lambda e: (e["split"], e["draw"]))
-
-
-def _to_example(raw: dict[str, Any], items: dict[str, Item], cfg: PrepareConfig) -> Example:
-    item_id, ts, rating, _, _, user = raw["target"]
-    caps = cfg.field_caps
-    history = tuple(
-        HistoryEntry(
-            item_id=h_item,
-            timestamp=h_ts,
-            rating=h_rating,
-            review_title=clean_text(h_title, caps.review_title),
-            review_text=clean_text(h_text, caps.review_text),
-            item=items.get(h_item, Item()),
-        )
-        for h_item, h_ts, h_rating, h_title, h_text, _ in raw["history"]
-    )
-    return Example(
-        example_id=example_id(cfg.domain, user, item_id, ts),
-        domain=cfg.domain,
-        user_id=user,
-        rating=int(rating),
-        target=Target(item_id=item_id, timestamp=ts, item=items.get(item_id, Item())),
-        history=history,
-    )
-
-
-def _scalar(con: duckdb.DuckDBPyConnection, sql: str) -> Any:
-    """The single value an aggregate query returns (always one row)."""
-    row = con.execute(sql).fetchone()
-    assert row is not None, sql
-    return row[0]
-
-
-def _label_counts(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, dict[str, int]]:
-    out = {s: {str(r): 0 for r in RATINGS} for s in ("train", "test")}
-    for split, rating, n in con.execute(f"SELECT split, rating, count(*) FROM {table} GROUP BY ALL").fetchall():
-        out[split][str(rating)] = int(n)
-    return out
-
-
-def prepare(
-    reviews: Path,
-    meta: Path | None,
-    out: Path,
-    cfg: PrepareConfig,
-    progress: Progress | None = None,
-) -> PrepareResult:
-    """Run the whole pipeline and write OUT/train.jsonl, OUT/test.jsonl and OUT/stats.json."""
+def run(source: Source, out: Path, cfg: PrepareConfig, progress: Progress | None = None) -> PrepareResult:
+    """The whole pipeline on any source: write OUT/train.jsonl, OUT/test.jsonl and OUT/stats.json."""
     started = time.time()
-    reviews, out = Path(reviews), Path(out)
+    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    report = ReadReport()
     work = Path(tempfile.mkdtemp(prefix=".prepare-", dir=out))
     try:
-        layout = _stream_to_parquet(reviews, work, cfg, report, progress)
-        con = duckdb.connect()
-        con.execute(f"SET memory_limit = '{cfg.memory_limit}'")
-        con.execute(f"SET temp_directory = '{(work / 'duck').as_posix()}'")
-        con.execute("SET preserve_insertion_order = false")
+        reviews_valid = source.write_reviews(PartWriter(work, cfg.batch_rows), cfg, progress)
         if progress:
             progress("histories and splits", 0, 1)
-        _select(con, work, cfg)
-        raw_examples = _fetch_examples(con, work, cfg)
+        selection = select(work, cfg)
         if progress:
             progress("histories and splits", 1, 1)
-        counts = {
-            "reviews_valid": report.records,
-            "duplicates_dropped": _scalar(con, "SELECT count(*) FROM dropped"),
-            "users": _scalar(con, "SELECT count(DISTINCT user_id) FROM ordered"),
-            "users_with_targets": _scalar(con, "SELECT count(*) FROM users"),
-            "test_users": _scalar(con, "SELECT count(*) FROM users WHERE is_test"),
-            "eligible_targets": _scalar(con, "SELECT count(*) FROM pool"),
-            # i not in H_u (paper Eq. 1): a review of an item already in the history is no target.
-            "targets_dropped_item_in_history": _scalar(
-                con, "SELECT (SELECT count(*) FROM eligible) - (SELECT count(*) FROM candidates)"),
-        }
-        available = _label_counts(con, "pool")
-        con.close()
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
-    wanted = {h[0] for ex in raw_examples for h in ex["history"]} | {ex["target"][0] for ex in raw_examples}
-    meta_report = ReadReport()
-    items: dict[str, Item] = {}
-    if meta is not None:
-        total = Path(meta).stat().st_size
-        on_meta = (lambda done: progress("read metadata", done, total)) if progress else None
-        items = read_meta(Path(meta), cfg.domain, wanted, meta_report, cfg.field_caps, cfg.bad_lines, on_meta)
+    raw_examples = selection.raw_examples
+    wanted = wanted_items(raw_examples)
+    items = source.read_items(wanted, cfg, progress)
+    missing = source.missing_item
 
     splits: dict[str, list[Example]] = {"train": [], "test": []}
     for raw in raw_examples:
-        splits[raw["split"]].append(_to_example(raw, items, cfg))
+        splits[raw["split"]].append(to_example(raw, items, cfg, missing))
     data = DataStore(out)
     for name, examples in splits.items():
         data.write_split(name, examples)
@@ -352,26 +268,42 @@ def prepare(
     stats = {
         "package": {"name": "recsaver", "version": __version__},
         "domain": cfg.domain,
-        "sources": {
-            "reviews": {"path": str(reviews), "sha256": report.sha256, "layout": layout, "lines": report.lines},
-            "meta": None
-            if meta is None
-            else {"path": str(meta), "sha256": meta_report.sha256, "lines": meta_report.lines},
-        },
+        "sources": source.describe(),
+        **source.extra_stats(),
         "params": {**asdict(cfg), "resolved_test_fraction": cfg.resolved_test_fraction},
-        "counts": counts,
-        "bad_lines": {
-            "reviews": dict(report.skipped),
-            "meta": dict(meta_report.skipped),
-            "examples": report.first_skips + meta_report.first_skips,
-        },
-        "available_per_label": available,
+        "counts": {"reviews_valid": reviews_valid, **selection.counts},
+        "bad_lines": source.bad_lines(),
+        "available_per_label": selection.available,
         "selected_per_label": selected,
         "examples": {s: len(v) for s, v in splits.items()},
         "shortfalls": shortfalls,
-        "items_without_metadata": len(wanted - set(items)) if meta is not None else len(wanted),
+        "items_without_metadata": len(wanted - set(items)),
         "balanced": not any(shortfalls[s] for s in splits),
         "seconds": round(time.time() - started, 3),
     }
     data.write_stats(stats)
     return PrepareResult(stats=stats, warnings=warnings)
+
+
+def prepare(
+    reviews: Path,
+    meta: Path | None,
+    out: Path,
+    cfg: PrepareConfig,
+    progress: Progress | None = None,
+) -> PrepareResult:
+    """An Amazon dump (reviews, optional metadata) -> OUT/train.jsonl, OUT/test.jsonl and OUT/stats.json."""
+    return run(DumpSource(reviews, meta), out, cfg, progress)
+
+
+def import_table(
+    interactions: Path,
+    items: Path | None,
+    out: Path,
+    cfg: ImportConfig,
+    progress: Progress | None = None,
+) -> PrepareResult:
+    """A generic interactions table (and optional items table) -> the same files `prepare` writes.
+
+    The schema, formats, column mapping, rating rescale and timestamp rule are in sources/generic.py."""
+    return run(TableSource(interactions, items, cfg.columns, cfg.scale), out, cfg, progress)

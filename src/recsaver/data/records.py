@@ -19,20 +19,28 @@ RATINGS = (1, 2, 3, 4, 5)
 
 @dataclass(frozen=True)
 class Item:
+    """An item's prompt fields. `extra`: more (name, value) fields of an imported items table, in column
+    order, each shown as a `name: value` line; pairs rather than a dict keep the record frozen and
+    hashable. Written only when present, so items without extras serialize as they always did."""
+
     title: str | None = None
     brand: str | None = None
     categories: tuple[str, ...] = ()
     description: str | None = None
     price: float | None = None
+    extra: tuple[tuple[str, str | None], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "title": self.title,
             "brand": self.brand,
             "categories": list(self.categories),
             "description": self.description,
             "price": self.price,
         }
+        if self.extra:
+            out["extra"] = dict(self.extra)
+        return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> Item:
@@ -43,6 +51,7 @@ class Item:
             categories=tuple(d.get("categories") or ()),
             description=d.get("description"),
             price=d.get("price"),
+            extra=tuple((str(k), v) for k, v in (d.get("extra") or {}).items()),
         )
 
 

@@ -70,6 +70,8 @@ REASON_HEADER = "### Reason ###\n"
 DOMAIN_WORDS: dict[str, dict[str, str]] = {
     "beauty": {"item": "product", "Item": "Product", "action": "purchase"},
     "movies": {"item": "video (movies and tv)", "Item": "Video (Movies and TV)", "action": "watch"},
+    # Users' own data (`data import`): neutral words, since nothing says what the items are.
+    "generic": {"item": "item", "Item": "Item", "action": "interaction"},
 }
 
 # Lines each ablation removes from history items; the new item never shows rating or review.
@@ -184,7 +186,10 @@ class PromptBuilder:
             "brand": _one_line(item.brand) or MISSING,
             "categories": categories or MISSING,
             "description": _one_line(item.description) or MISSING,
-            "price": _price(item.price),
+            # An imported item's extra fields follow its price line, one `name: value` line each (the
+            # template has fixed placeholders; an item without extras renders exactly as before).
+            "price": _price(item.price) + "".join(f"\n{_one_line(name) or MISSING}: {_one_line(value) or MISSING}"
+                                                  for name, value in item.extra),
         }
 
     def _history(self, example: Example) -> str:
