@@ -22,7 +22,8 @@ def test_the_api_is_the_steps_with_typed_configs() -> None:
     import recsaver
     from recsaver import api
 
-    for name in ("prepare", "predict", "references", "score", "distill", "finetune", "report", "experiment"):
+    for name in ("prepare", "import_data", "predict", "references", "rebuild_references", "score", "distill",
+                 "finetune", "report", "experiment", "ImportConfig"):
         assert getattr(recsaver, name) is getattr(api, name)
     import recsaver.reports.html  # noqa: F401  (a subpackage must not shadow recsaver.report)
 

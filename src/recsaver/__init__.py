@@ -1,6 +1,7 @@
 """recsaver: LLM reasoning for personalized recommendation, and Rec-SAVER evaluation of it.
 
-The Python API (recsaver/api.py): `recsaver.prepare`, `predict`, `references`, `score`, `distill`,
+The Python API (recsaver/api.py): `recsaver.prepare`, `import_data`, `predict`, `references`,
+`rebuild_references`, `score`, `distill`,
 `finetune`, `report`, `experiment`, their config classes, and `sample_files` (the built-in sample).
 They load on first use, so `import recsaver` and the command line stay quick.
 """
@@ -11,9 +12,9 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-_API = ("prepare", "predict", "references", "score", "distill", "finetune", "report", "experiment",
-        "PrepareConfig", "PredictConfig", "ReferencesConfig", "DistillSampleConfig", "FinetuneConfig",
-        "ScoreConfig")
+_API = ("prepare", "import_data", "predict", "references", "rebuild_references", "score", "distill", "finetune",
+        "report", "experiment", "PrepareConfig", "ImportConfig", "PredictConfig", "ReferencesConfig",
+        "DistillSampleConfig", "FinetuneConfig", "ScoreConfig")
 __all__ = [*_API, "sample_files", "__version__"]
 
 

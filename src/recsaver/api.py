@@ -18,11 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from .config.schema import DistillSampleConfig, PredictConfig, ReferencesConfig, ScoreConfig
-from .data.prepare import PrepareConfig, PrepareResult
+from .data.prepare import ImportConfig, PrepareConfig, PrepareResult
 from .steps.finetune import FinetuneConfig
 
-__all__ = ["DistillSampleConfig", "FinetuneConfig", "PredictConfig", "PrepareConfig", "ReferencesConfig", "ScoreConfig",
-           "distill", "experiment", "finetune", "predict", "prepare", "references", "report", "score"]
+__all__ = ["DistillSampleConfig", "FinetuneConfig", "ImportConfig", "PredictConfig", "PrepareConfig",
+           "ReferencesConfig", "ScoreConfig", "distill", "experiment", "finetune", "import_data", "predict", "prepare",
+           "rebuild_references", "references", "report", "score"]
 
 
 def prepare(reviews: str | Path, meta: str | Path | None = None, *, out: str | Path,
@@ -31,6 +32,16 @@ def prepare(reviews: str | Path, meta: str | Path | None = None, *, out: str | P
     from .data.prepare import prepare as run
 
     return run(Path(reviews), Path(meta) if meta else None, Path(out), config or PrepareConfig(**fields))
+
+
+def import_data(interactions: str | Path, items: str | Path | None = None, *, out: str | Path,
+                config: ImportConfig | None = None, **fields: Any) -> PrepareResult:
+    """Your own interactions table (and items table) -> the files `prepare` writes (`recsaver data import`).
+    Fields: ImportConfig's, e.g. `map=("rating=stars",)`, `rating_scale="1,10"`, `test_per_label=10`."""
+    from .data.prepare import import_table
+
+    return import_table(Path(interactions), Path(items) if items else None, Path(out),
+                        config or ImportConfig(**fields))
 
 
 def predict(config: PredictConfig | None = None, *, out: str | Path, **fields: Any) -> dict[str, Any]:
@@ -67,6 +78,14 @@ def score(predictions: str | Path | None = None, references: str | Path | None =
     assert config.predictions is not None  # ScoreConfig checks that one of the two is given
     return run_score(Path(config.predictions), Path(config.references), config.metrics or None, dest,
                      n_resamples=config.resamples, seed=config.seed)
+
+
+def rebuild_references(source: str | Path, verify: str, *, out: str | Path) -> dict[str, Any]:
+    """A references run's pool under another verify mode, from its stored verifier outputs (no model call);
+    the summary (`recsaver references rebuild`)."""
+    from .steps.references import rebuild_references as rebuild
+
+    return rebuild(Path(source), verify, Path(out))
 
 
 def distill(config: DistillSampleConfig | None = None, *, out: str | Path, filters: Sequence[str] = ("none",),
