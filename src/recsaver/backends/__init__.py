@@ -30,6 +30,10 @@ class BackendOptions:
     parallel: int = 8  # llamacpp: sequences decoded together
     balance: str = "round-robin"  # openai fleets: round-robin | least-busy
     lora_path: str | None = None
+    # openai/... only: generate through the OpenAI Batch API (openai_compat/batch.py), its batch records in
+    # batch_dir (None: beside the default cache). Never part of a cache key: a batch answers the same call.
+    batch: bool = False
+    batch_dir: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -43,6 +47,10 @@ def split_model(spec: str) -> tuple[str, str]:
 
 def load_backend(spec: str, options: BackendOptions = BackendOptions()) -> Backend:
     provider, name = split_model(spec)
+    if options.batch and provider != "openai":  # refused before any model is resolved or loaded
+        raise ValueError(f"--batch needs an openai/... model (the OpenAI Batch API); {spec} cannot batch. Drop "
+                         "--batch, or serve the model with vLLM and use openai/NAME --base-url URL --batch (or "
+                         "vLLM's run-batch offline, README: Models and engines)")
     if provider == "llamacpp":
         from ..models import model_fingerprint, resolve_gguf
         from .llamacpp import LlamaCppBackend
@@ -63,8 +71,10 @@ def load_backend(spec: str, options: BackendOptions = BackendOptions()) -> Backe
 
         if not options.base_urls:
             raise ValueError("openai/... needs --base-url (one or more OpenAI-compatible servers)")
+        batching: dict[str, Any] = {"batch": True, "batch_dir": options.batch_dir} if options.batch else {}
         return OpenAIBackend(name, list(options.base_urls), concurrency=options.concurrency,
-                             balance=options.balance, context_length=options.n_ctx, **options.extra)
+                             balance=options.balance, context_length=options.n_ctx,
+                             **{**batching, **options.extra})
     if provider == "hf":
         from .hf import HFBackend
 

@@ -146,6 +146,9 @@ class ServerFields:
     balance: str = setting("round-robin", "How openai/... spreads requests over several --base-url servers.",
                            choices=BALANCE)
     cache: str | None = setting(None, "SQLite generation cache (default ~/.cache/recsaver/generations.sqlite).")
+    # Named batch_api, not batch: FinetuneConfig.batch (rows per device batch) is hashed, this is not.
+    batch_api: bool = setting(False, "Send openai/... generations through the OpenAI Batch API (half price, results "
+                                     "within 24 h; resumable by batch id; README: Models and engines).", flag="batch")
     extra: dict[str, Any] = setting({}, "Engine-specific options (Python and config files only).")
 
 

@@ -23,8 +23,9 @@ if TYPE_CHECKING:
 # Settings that never change a cell's outputs, the same for every kind: where the data, the SFT rows
 # and the cache live (their identity enters the hash through the data fingerprint and the deps),
 # whether a training run continues its checkpoints, which server answers a request, and how many
-# sequences llama.cpp decodes together (the same outputs up to kernel rounding: backends/llama_batch.py).
-NOT_HASHED = ("data", "train", "cache", "resume", "balance", "parallel")
+# sequences llama.cpp decodes together (the same outputs up to kernel rounding: backends/llama_batch.py),
+# and whether openai/... calls go through the Batch API (the same request bodies, answered later).
+NOT_HASHED = ("data", "train", "cache", "resume", "balance", "parallel", "batch_api")
 
 
 class GridStep(Protocol):
@@ -119,7 +120,7 @@ class ReferencesStep:
         """The references section's fields, the engine fields of predict; `limit` falls back to predict's."""
         r, p = runner.cfg.references, runner.cfg.predict
         own = {k: v for k, v in asdict(r).items() if k not in ("verify", "enabled", "model")}
-        engine = {k: getattr(p, k) for k in ("n_ctx", "base_urls", "concurrency", "parallel", "balance")}
+        engine = {k: getattr(p, k) for k in ("n_ctx", "base_urls", "concurrency", "parallel", "balance", "batch_api")}
         return ReferencesConfig(**{
             **own, **engine, "data": str(runner.data_dir(cell.domain)), "split": runner.cfg.split,
             "model": cell.labels["model"], "verify": cell.labels["verify"],

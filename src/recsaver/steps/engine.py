@@ -30,6 +30,8 @@ class EngineConfig(Protocol):
     @property
     def cache(self) -> str | None: ...
     @property
+    def batch_api(self) -> bool: ...
+    @property
     def extra(self) -> dict[str, Any]: ...
 
 
@@ -38,15 +40,22 @@ def default_cache_path() -> Path:
     return home / "generations.sqlite"
 
 
+def cache_path(cfg: EngineConfig) -> Path:
+    return Path(cfg.cache) if cfg.cache else default_cache_path()
+
+
 def backend_options(cfg: EngineConfig) -> BackendOptions:
+    """The backend's options; `--batch` keeps its batch records beside the cache its results go to, so a
+    rerun on the same cache finds (and resumes) the batches an interrupted run submitted."""
     return BackendOptions(n_ctx=cfg.n_ctx, base_urls=cfg.base_urls, concurrency=cfg.concurrency,
-                          parallel=cfg.parallel, balance=cfg.balance, extra=cfg.extra)
+                          parallel=cfg.parallel, balance=cfg.balance, batch=cfg.batch_api,
+                          batch_dir=f"{cache_path(cfg)}.batches" if cfg.batch_api else None, extra=cfg.extra)
 
 
 @contextmanager
 def cached_backend(cfg: EngineConfig) -> Iterator[CachedBackend]:
     """`cfg.model` behind the generation cache; both are closed on leaving, the backend first."""
-    cache = GenerationCache(Path(cfg.cache) if cfg.cache else default_cache_path())
+    cache = GenerationCache(cache_path(cfg))
     try:
         backend = CachedBackend(load_backend(cfg.model, backend_options(cfg)), cache)
         try:

@@ -62,18 +62,25 @@ continues a trailing assistant message (llama.cpp server); with the default None
 a `Probe` error saying so (llama-cpp-python's server would silently start a new assistant turn).
 A server that returns no logprobs gives a `Probe` error too.
 
+`batch=True` (``--batch``): `generate` goes through the OpenAI Batch API (files and batches
+endpoints), resumable by batch id, failed lines retried in follow-up batches; `batch` says how,
+`batch_files` what is written (the batch JSONL, which vLLM's ``run-batch`` also reads, and the
+durable batch records). Probes keep using normal calls.
+
 The package: `backend` (`OpenAIBackend`: construction, the `generate` fan-out), `servers`
 (the server list: probe, choice, down marks), `bodies` (request bodies, constraints),
-`retries` (one HTTP attempt and the retry loop), `tokens` (`count_tokens`), `logprobs`
-(`rating_probs` and probes from top logprobs), `state` (the attributes the mixins share).
+`retries` (one HTTP attempt and the retry loop), `batch` and `batch_files` (the Batch API), `tokens`
+(`count_tokens`), `logprobs` (`rating_probs` and probes from top logprobs), `state` (the attributes the mixins share).
 """
 
 from __future__ import annotations
 
 from .backend import BALANCES, CONSTRAINT_STYLES, OpenAIBackend
+from .batch_files import batch_line, write_batch_file
 from .logprobs import DIGITS, RATING_HEADER, TOP_LOGPROBS, rating_from_logprobs
 from .retries import RETRYABLE_STATUS, parse_retry_after
 from .tokens import CHAT_TEMPLATE_TOKENS_PER_MESSAGE
 
 __all__ = ["BALANCES", "CHAT_TEMPLATE_TOKENS_PER_MESSAGE", "CONSTRAINT_STYLES", "DIGITS", "OpenAIBackend",
-           "RATING_HEADER", "RETRYABLE_STATUS", "TOP_LOGPROBS", "parse_retry_after", "rating_from_logprobs"]
+           "RATING_HEADER", "RETRYABLE_STATUS", "TOP_LOGPROBS", "batch_line", "parse_retry_after",
+           "rating_from_logprobs", "write_batch_file"]

@@ -9,12 +9,14 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
 
 from ..base import Generation, GenerationRequest, OnProbe, OnResult, Probe, ProbeRequest
-from .bodies import CHAT_PROBE_STYLES, RequestBodies
+from .batch import BatchRuns, default_batch_dir
+from .bodies import CHAT_PROBE_STYLES
 from .logprobs import (
     TOP_LOGPROBS,
     _chat_logprob_tokens,
@@ -22,7 +24,6 @@ from .logprobs import (
     candidate_distribution,
     rating_from_logprobs,
 )
-from .retries import Retries
 from .servers import _normalize_url, _root_of, _Server
 from .tokens import TokenCount
 
@@ -33,7 +34,7 @@ CONSTRAINT_STYLES = ("gbnf", "vllm-regex", "json-schema", None)
 R = TypeVar("R")
 
 
-class OpenAIBackend(RequestBodies, Retries, TokenCount):
+class OpenAIBackend(BatchRuns, TokenCount):
     """Backend over one or more OpenAI-compatible servers (see the package docstring).
 
     `model_id` is ``openai/<model>``, plus ``@<served id>`` when GET /v1/models
@@ -44,6 +45,11 @@ class OpenAIBackend(RequestBodies, Retries, TokenCount):
     the id is plain ``openai/<model>`` (a cache miss later, never a wrong hit
     for the same weights). A reported ``max_model_len`` (vLLM) lowers
     `context_length`.
+
+    `batch=True` runs `generate` through the OpenAI Batch API (batch.py): records of submitted
+    batches live in `batch_dir` (default beside the default cache), polls start after `batch_poll_s`
+    and double up to `batch_poll_max_s` (None: ``RECSAVER_BATCH_POLL_S`` / ``RECSAVER_BATCH_POLL_MAX_S``,
+    else 5 and 300 s), and failed lines get at most `batch_followups` follow-up batches.
     """
 
     def __init__(
@@ -63,6 +69,11 @@ class OpenAIBackend(RequestBodies, Retries, TokenCount):
         down_cooldown: float = 30.0,
         model_id: str | None = None,
         chat_probe: str | None = None,
+        batch: bool = False,
+        batch_dir: str | os.PathLike[str] | None = None,
+        batch_poll_s: float | None = None,
+        batch_poll_max_s: float | None = None,
+        batch_followups: int = 2,
     ):
         if isinstance(base_urls, str):
             base_urls = [base_urls]
@@ -79,6 +90,8 @@ class OpenAIBackend(RequestBodies, Retries, TokenCount):
             raise ValueError("concurrency must be at least 1")
         if max_retries < 0:
             raise ValueError("max_retries must be >= 0")
+        if batch_followups < 0:
+            raise ValueError("batch_followups must be >= 0")
 
         self.model = model
         self.timeout = float(timeout)
@@ -90,6 +103,13 @@ class OpenAIBackend(RequestBodies, Retries, TokenCount):
         self.chat_probe = chat_probe
         self.down_cooldown = float(down_cooldown)
         self.concurrency = int(concurrency)
+        self.batch = bool(batch)
+        self.batch_dir = Path(batch_dir) if batch_dir is not None else default_batch_dir()
+        self.batch_poll_s = float(batch_poll_s if batch_poll_s is not None
+                                  else os.environ.get("RECSAVER_BATCH_POLL_S") or 5.0)
+        self.batch_poll_max_s = max(self.batch_poll_s, float(
+            batch_poll_max_s if batch_poll_max_s is not None else os.environ.get("RECSAVER_BATCH_POLL_MAX_S") or 300.0))
+        self.batch_followups = int(batch_followups)
 
         self._servers = [_Server(url=u, root=_root_of(u)) for u in urls]
         self._lock = threading.Lock()
@@ -221,7 +241,10 @@ class OpenAIBackend(RequestBodies, Retries, TokenCount):
     def generate(self, requests: Sequence[GenerationRequest], on_result: OnResult | None = None) -> list[Generation]:
         """One Generation per request, in order. At most `concurrency` calls are in flight (shared by all
         callers of this backend). `on_result` runs in the calling thread as each request finishes; if it
-        raises (or the caller is interrupted), the requests not yet sent are cancelled and the error propagates."""
+        raises (or the caller is interrupted), the requests not yet sent are cancelled and the error propagates.
+        With `batch`, the requests go through the OpenAI Batch API instead (batch.py); probes do not."""
+        if self.batch:
+            return self._batch_generate(requests, on_result)
         return self._fan_out(self._run_safe, requests, on_result)
 
     def probe(self, requests: Sequence[ProbeRequest], on_result: OnProbe | None = None) -> list[Probe]:
