@@ -8,6 +8,7 @@ from a model: the report reads stored outputs only, through the run store.
 
 from __future__ import annotations
 
+import html
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -151,6 +152,22 @@ def audit_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
             for name, m in modes.items()]
 
 
+def gallery_section(item: Item, k: int, seed: int) -> dict[str, Any] | None:
+    """K examples of a predict run for the reader to read (the paper's Tables 10 and 14), picked by `seed` from
+    the answered examples in example_id order, so runs on the same test data show the same examples."""
+    import random
+
+    if item.step != "predict" or k <= 0:
+        return None
+    preds = sorted((p for p in item.store.read_predictions() if not p.failed), key=lambda p: p.example_id)
+    if not preds:
+        return None
+    chosen = sorted(random.Random(seed).sample(range(len(preds)), min(k, len(preds))))
+    cfg = (item.run or {}).get("config") or {}
+    method = " ".join(str(cfg.get(key, "")) for key in ("model", "method", "ablation")).strip()
+    return {"method": method, "examples": [preds[i] for i in chosen]}
+
+
 def ledger_rows(items: Sequence[Item]) -> list[dict[str, Any]]:
     rows = []
     for i in items:
@@ -161,8 +178,9 @@ def ledger_rows(items: Sequence[Item]) -> list[dict[str, Any]]:
 
 
 def build_report(runs: Sequence[Path], out: Path, title: str = "recsaver report", resamples: int = 1000,
-                 seed: int = 0) -> tuple[Path, Path]:
-    """Write OUT (HTML) and OUT with .md; return both paths."""
+                 seed: int = 0, gallery: int = 3) -> tuple[Path, Path]:
+    """Write OUT (HTML) and OUT with .md; return both paths. `seed` also picks the `gallery` examples per
+    predict run."""
     from jinja2 import Environment, PackageLoader, select_autoescape
 
     from .tables import css
@@ -184,6 +202,9 @@ def build_report(runs: Sequence[Path], out: Path, title: str = "recsaver report"
         "distributions": [(i, d) for i in items if i.kind in ("score", "rating") if (d := distribution_section(i))],
         "coverages": [(i, coverage_section(i)) for i in items if i.kind == "references"],
         "ledger": ledger_rows(items),
+        "gallery": [(i, g) for i in rating if (g := gallery_section(i, gallery, seed))],
+        "gallery_seed": seed,
+        "gallery_k": gallery,
         "configs": [(e["name"], json.dumps(e["config"], indent=2)) for e in experiments]
         + [(i.label, json.dumps({k: (i.run or {}).get(k) for k in ("step", "config", "model_id", "data", "versions")
                                  if (i.run or {}).get(k) is not None}, indent=2)) for i in items if i.run],
@@ -246,6 +267,16 @@ def markdown(ctx: dict[str, Any], tables: Sequence[Table]) -> str:
     lines += [f"| {r['label']} | {r['requests']} | {r['cache_hits']} | {r['cache_misses']} | {r['failed']} | "
               f"{r['prompt_tokens']} | {r['completion_tokens']} | {r['model_seconds']} | "
               f"{r['wall_seconds_this_run']} |" for r in ctx["ledger"]]
+    lines += ["", "## Examples", "",
+              f"Per predict run, {ctx['gallery_k']} answered examples picked with seed {ctx['gallery_seed']}.", ""]
+    for item, g in ctx["gallery"]:
+        lines += [f"### {item.label} ({g['method']})", ""]
+        for p in g["examples"]:
+            pred = "–" if p.rating_pred is None else p.rating_pred
+            source = f" ({p.rating_source})" if p.rating_source == "forced" else ""
+            lines += [f"- `{p.example_id}`: gold {p.rating_true}, predicted {pred}{source}", ""]
+            reasoning = html.escape(p.reasoning or "(no reasoning)", quote=False).splitlines() or [""]
+            lines += [f"  > {line}" for line in reasoning] + [""]
     lines += ["", "## Configs", ""]
     for name, text in ctx["configs"]:
         lines += [f"### {name}", "", "```json", text, "```", ""]
