@@ -103,6 +103,9 @@ class Generation:
     rating_probs: tuple[float, ...] | None = None  # P(1..5) after the rating header, normalized
     digit_mass: float | None = None  # share of next-token mass on the 5 digits before normalizing
     cached: bool = False
+    # A reasoning model's thinking that the server returned apart from `text` (`reasoning_content`);
+    # written only when set, so entries of other models stay byte-identical.
+    thinking: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -115,6 +118,7 @@ class Generation:
             "finish_reason": self.finish_reason,
             "rating_probs": list(self.rating_probs) if self.rating_probs is not None else None,
             "digit_mass": self.digit_mass,
+            **({"thinking": self.thinking} if self.thinking is not None else {}),
         }
 
     @classmethod
@@ -125,7 +129,7 @@ class Generation:
             completion_tokens=int(d.get("completion_tokens") or 0), latency_s=float(d.get("latency_s") or 0.0),
             finish_reason=d.get("finish_reason"),
             rating_probs=tuple(probs) if probs is not None else None, digit_mass=d.get("digit_mass"),
-            cached=cached,
+            cached=cached, thinking=d.get("thinking"),
         )
 
 

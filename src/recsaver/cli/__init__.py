@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import typer
 
-from . import data, demo, distill, doctor, experiment, models, references, report, runs, study, view
+from . import data, demo, distill, doctor, experiment, export, models, references, report, runs, study, view
 
 app = typer.Typer(help="recsaver: LLM reasoning for rating prediction, and Rec-SAVER evaluation of it.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
-for _module in (data, runs, references, models, demo, distill, experiment, report, view, study, doctor):
+for _module in (data, runs, references, models, demo, distill, experiment, report, export, view, study, doctor):
     _module.register(app)
 
 __all__ = ["app"]

@@ -154,6 +154,9 @@ class Prediction:
     # prediction is no answer at all: metrics leave it out and count it; a rerun retries it.
     status: str = "ok"
     error: str | None = None
+    # A reasoning model's thinking (`<think>` block or `reasoning_content`), kept out of `reasoning`;
+    # written only when set, so other models' predictions stay byte-identical.
+    thinking: str | None = None
 
     @property
     def failed(self) -> bool:
@@ -170,6 +173,7 @@ class Prediction:
             "reasoning": self.reasoning,
             "raw": self.raw,
             "rating_source": self.rating_source,
+            **({"thinking": self.thinking} if self.thinking is not None else {}),
         }
 
     @classmethod
@@ -185,6 +189,7 @@ class Prediction:
             rating_source=d.get("rating_source"),
             status=d.get("status") or "ok",
             error=d.get("error"),
+            thinking=d.get("thinking"),
         )
 
 

@@ -14,12 +14,16 @@ other numbers, years ("2019"), prices ("$4.99"), decimals ("4.5"), ranges
 ("1-5") and counts ("4-pack", "4/10") never count. A bare number in prose
 ("they bought 3 items") is not a mention; it counts only right after a rating
 header, alone on its line, or as the last token of the text.
+
+Reasoning models write a `<think>...</think>` block before the answer: `split_thinking`
+takes it out, and `parse_answer` / `parse_explanation` read only the rest, so the thinking
+never becomes the reasoning, the explanation or the rating (it is kept as `thinking`).
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 _WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5}
 
@@ -53,6 +57,27 @@ _RATED_BEFORE = re.compile(
     re.I,
 )
 _LINE_DECOR = " \t*_#>`.!"
+_THINK = re.compile(r"<think>(.*?)</think>", re.DOTALL | re.IGNORECASE)
+
+
+def split_thinking(text: str) -> tuple[str | None, str]:
+    """(the `<think>` blocks' text or None, the rest, stripped): reasoning models' thinking is not the answer.
+
+    An empty block (`<think>\n\n</think>`, thinking switched off) gives None; an answer cut off
+    inside its block is all thinking and no answer.
+    """
+    if "think>" not in text.lower():
+        return None, text.strip()
+    blocks = [b.strip() for b in _THINK.findall(text)]
+    rest = _THINK.sub("", text)
+    if "</think>" in rest.lower() and not blocks:  # an opening tag the server dropped: all before it is thinking
+        cut = rest.lower().rindex("</think>")
+        blocks, rest = [rest[:cut].strip()], rest[cut + len("</think>"):]
+    elif "<think>" in rest.lower() and not blocks:  # cut off while thinking: no answer yet
+        cut = rest.lower().index("<think>")
+        blocks, rest = [rest[cut + len("<think>"):].strip()], rest[:cut]
+    blocks = [b for b in blocks if b]
+    return ("\n\n".join(blocks) if blocks else None), rest.strip()
 
 
 @dataclass(frozen=True)
@@ -60,6 +85,7 @@ class ParsedAnswer:
     reasoning: str | None
     rating: int | None
     format_ok: bool
+    thinking: str | None = None  # a reasoning model's `<think>` block, kept apart from the reasoning
 
 
 @dataclass(frozen=True)
@@ -181,11 +207,20 @@ def _section_end(headers: list[_Header], after: int, default: int) -> int:
 
 
 def parse_answer(text: str | None, method: str = "cot") -> ParsedAnswer:
-    """Reasoning, rating (1-5 or None) and whether the exact format of `method` held."""
+    """Reasoning, rating (1-5 or None), whether the exact format of `method` held, and the thinking.
+
+    A `<think>` block is taken out first (`split_thinking`) and the rest parsed as any answer.
+    """
     if method not in _EXACT:
         raise ValueError(f"method must be 'cot' or 'direct', got {method!r}")
     if text is None:
         return ParsedAnswer(None, None, False)
+    thinking, text = split_thinking(text)
+    parsed = _parse_answer(text, method)
+    return replace(parsed, thinking=thinking) if thinking is not None else parsed
+
+
+def _parse_answer(text: str, method: str) -> ParsedAnswer:
     text = text.replace("\r\n", "\n").replace("\r", "\n").strip()
     if not text:
         return ParsedAnswer(None, None, False)
@@ -238,7 +273,7 @@ def parse_explanation(text: str | None) -> str | None:
     """The explanation of a Rec-SAVER step-1 answer: its Reason section, or the whole text."""
     if text is None:
         return None
-    text = text.replace("\r\n", "\n").strip()
+    text = split_thinking(text)[1].replace("\r\n", "\n").strip()
     headers = _headers(text)
     reasons = [h for h in headers if h.kind == "reason"]
     if reasons:

@@ -30,7 +30,7 @@ from ..config.schema import DistillSampleConfig
 from ..data.records import RATINGS, Example
 from ..prompts import PromptBuilder, PromptOptions, parse_answer
 from ..store import EXAMPLES, DataStore, RunStore
-from .predict import generate_split, sample_rating
+from .predict import generate_split, sample_rating, thinking_of
 from .runs import write_run
 
 FILTERS = ("none", "5-class", "binary", "1-off")
@@ -73,6 +73,7 @@ def run_distill_sample(cfg: DistillSampleConfig, out: Path, on_result: ResultHoo
             "format_ok": parsed.format_ok, "raw": generation.text,
             "status": "ok" if generation.ok else "failed", "error": generation.error,
             "probs": list(generation.rating_probs) if generation.rating_probs is not None else None,
+            **({"thinking": thinking} if (thinking := thinking_of(parsed, generation)) else {}),
         })
     store = RunStore(out)
     store.write_examples(fitted)

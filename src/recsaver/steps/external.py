@@ -9,7 +9,6 @@ the file, the line and the field; nothing is dropped silently.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,8 +16,9 @@ from typing import Any
 import orjson
 
 from ..data.sources import BadInputError
+from ..prompts.parse import split_thinking
 
-_THINK = re.compile(r"<think>(.*?)</think>", re.DOTALL | re.IGNORECASE)
+__all__ = ["Output", "load_outputs", "split_thinking"]
 
 
 @dataclass(frozen=True)
@@ -30,16 +30,6 @@ class Output:
     text: str
     rating: int | None = None
     thinking: str | None = None
-
-
-def split_thinking(text: str) -> tuple[str | None, str]:
-    """(the `<think>` blocks' text or None, the rest): reasoning models' thinking is not the explanation."""
-    blocks = [b.strip() for b in _THINK.findall(text)]
-    rest = _THINK.sub("", text)
-    if "</think>" in rest.lower() and not blocks:  # an opening tag the server dropped: all before it is thinking
-        cut = rest.lower().rindex("</think>")
-        blocks, rest = [rest[:cut].strip()], rest[cut + len("</think>"):]
-    return ("\n\n".join(blocks) if blocks else None), rest.strip()
 
 
 def _rating(value: Any, path: Path, line: int, field: str) -> int | None:

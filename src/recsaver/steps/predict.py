@@ -21,6 +21,7 @@ from ..metrics import rating_metrics
 from ..prompts import OneShot, ParsedAnswer, PromptBuilder, PromptOptions, choose_one_shot, parse_answer
 from ..prompts.builder import as_ablation, as_method
 from ..prompts.grammar import rating_grammar
+from ..prompts.parse import split_thinking
 from ..store import METRICS, DataStore, RunStore, load_split
 from .engine import cached_backend
 from .runs import no_metrics, write_run
@@ -92,6 +93,13 @@ def sample_rating(parsed: ParsedAnswer, generation: Generation, force: bool) -> 
     return None, None
 
 
+def thinking_of(parsed: ParsedAnswer, generation: Generation) -> str | None:
+    """A reasoning model's thinking: what the server returned apart (`reasoning_content`) and the
+    `<think>` block of the text, or None for a model that does not think aloud."""
+    parts = [t for t in (generation.thinking, parsed.thinking) if t]
+    return "\n\n".join(parts) if parts else None
+
+
 def aggregate(example: Example, parsed: list[ParsedAnswer], generations: list[Generation],
               force: bool = True) -> Prediction:
     """One prediction from M samples: majority rating (ties -> closest to the mean), mean P(1..5)."""
@@ -115,6 +123,7 @@ def aggregate(example: Example, parsed: list[ParsedAnswer], generations: list[Ge
         example_id=example.example_id, rating_true=example.rating, rating_pred=rating, probs=probs,
         reasoning=first.reasoning, raw=generations[0].text if generations[0].text is not None else None,
         rating_source=None if rating is None else ("parsed" if sources == {"parsed"} else "forced"),
+        thinking=thinking_of(first, generations[0]),
     )
 
 
@@ -144,12 +153,20 @@ def quality_warnings(cfg: PredictConfig, predictions: Sequence[Prediction], form
     return out
 
 
+def _thinking_chars(generation: Generation) -> int:
+    in_text = split_thinking(generation.text)[0] if generation.text else None
+    return len(generation.thinking or "") + len(in_text or "")
+
+
 def ledger(generations: Sequence[Generation], wall_s: float, hits: int, misses: int,
            waited: int = 0) -> dict[str, Any]:
     fresh = [g for g in generations if not g.cached]
     prompt = sum(g.prompt_tokens for g in generations)
     completion = sum(g.completion_tokens for g in generations)
     fresh_completion = sum(g.completion_tokens for g in fresh)
+    # Completion tokens already include the thinking where the server counts it; its length is shown
+    # apart, and only for runs that have any (other runs' ledgers stay as they were).
+    thinking = sum(_thinking_chars(g) for g in generations)
     return {
         "requests": len(generations), "cache_hits": hits, "cache_misses": misses,
         "waited_for_another_process": waited,  # of the hits: computed meanwhile by another run on this cache
@@ -158,6 +175,7 @@ def ledger(generations: Sequence[Generation], wall_s: float, hits: int, misses: 
         "model_seconds": round(sum(g.latency_s for g in generations), 3),
         "wall_seconds_this_run": round(wall_s, 3),
         "completion_tokens_per_s_this_run": round(fresh_completion / wall_s, 2) if wall_s > 0 else None,
+        **({"thinking_chars": thinking} if thinking else {}),
     }
 
 

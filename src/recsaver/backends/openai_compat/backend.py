@@ -145,10 +145,14 @@ class OpenAIBackend(BatchRuns, TokenCount):
 
     def _generation(self, request: GenerationRequest, path: str, data: dict[str, Any], latency: float) -> Generation:
         choice = data["choices"][0]
+        thinking = None
         if path == "/completions":
             text = choice.get("text")
         else:
-            text = (choice.get("message") or {}).get("content")
+            message = choice.get("message") or {}
+            text = message.get("content")
+            # reasoning models on vLLM / DeepSeek / llama.cpp return their thinking beside the content
+            thinking = message.get("reasoning_content") or message.get("reasoning")
         usage = data.get("usage") or {}
         probs, mass = None, None
         if request.rating_probs:
@@ -163,6 +167,7 @@ class OpenAIBackend(BatchRuns, TokenCount):
             finish_reason=choice.get("finish_reason"),
             rating_probs=probs,
             digit_mass=mass,
+            thinking=thinking if isinstance(thinking, str) and thinking.strip() else None,
         )
 
     def _probe_result(self, request: ProbeRequest, path: str, data: dict[str, Any], latency: float) -> Probe:
