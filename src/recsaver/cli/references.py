@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.console import Console
 from typer.core import TyperGroup
 
 from ..config.schema import VERIFY_HELP, ReferencesConfig
@@ -37,7 +38,9 @@ def register(app: typer.Typer) -> None:
     app.add_typer(group, name="references")
 
 
-_WIDE = None if out_console.is_terminal else 200  # a pipe or file gets whole rows, not cut columns
+def _wide() -> Console:
+    """A pipe or a file gets whole rows, not cut columns (print's own width is capped at the console's)."""
+    return out_console if out_console.is_terminal else Console(width=200, soft_wrap=True)
 
 
 def _rate(value: float | None) -> str:
@@ -124,7 +127,7 @@ def audit(
             rates = m["pass_rate_per_label"]
             table.add_row(run, name, *(_rate(rates[str(k)]) for k in range(1, 6)), _rate(m["min_pass_rate"]),
                           _rate(m["coverage"]), _rate(m["false_accept_rate"]), str(m["negatives"]))
-    out_console.print(table, width=_WIDE)
+    _wide().print(table)
     faith = Table(title="writer faithfulness: the judge reads the rating explained (argmax; within one)")
     for col in ("run", "judged", "1", "2", "3", "4", "5", "all"):
         faith.add_column(col)
@@ -135,7 +138,7 @@ def audit(
                                                    f"({_rate(f['within_one_per_label'][str(k)])})"
                                                    for k in range(1, 6)), _rate(f["agreement"]))
     if faith.row_count:
-        out_console.print(faith, width=_WIDE)
+        _wide().print(faith)
     if confusion:
         for run, result in results.items():
             m = result["modes"].get(confusion)
@@ -147,7 +150,7 @@ def audit(
                 grid.add_column(col)
             for k, row in enumerate(m["confusion"], start=1):
                 grid.add_row(str(k), *map(str, row))
-            out_console.print(grid)
+            _wide().print(grid)
     if json_out:
         json_out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
         out_console.print(f"wrote {json_out}")
