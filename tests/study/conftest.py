@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +10,7 @@ import pytest
 from recsaver.data.records import Prediction, load_examples, write_jsonl
 from recsaver.steps.runs import write_run
 from recsaver.study.create import CreateConfig, create_study
+from tests.web_server import serve_app
 
 # A handwritten reasoning per example (the app and the access rules are our own logic; the
 # model's own text is used in test_real_study.py and test_browser.py). The last sentence states
@@ -62,12 +60,6 @@ def real_run(small_beauty: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
     return out / "run"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def live_server(study: tuple[Path, str]) -> Iterator[str]:
     """The real app under uvicorn on a free 127.0.0.1 port; yields the base URL."""
@@ -75,22 +67,6 @@ def live_server(study: tuple[Path, str]) -> Iterator[str]:
 
 
 def serve(folder: Path) -> Iterator[str]:
-    import uvicorn
-
     from recsaver.study.app import create_app
 
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(folder), host="127.0.0.1", port=port, log_level="warning",
-                                           access_log=False))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the study server did not start")
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    yield from serve_app(create_app(folder), "study server")

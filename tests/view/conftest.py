@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from recsaver.cli import app
+from tests.web_server import serve_app
 
 N_BIG = 10_000
 XSS = "<script>alert('x')</script><b>bold?</b>"
@@ -76,30 +74,8 @@ def big_run(view_runs: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
     return out
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def serve(runs: list[Path]) -> Iterator[str]:
     """The real viewer under uvicorn on a free 127.0.0.1 port, in a thread; yields the base URL."""
-    import uvicorn
-
     from recsaver.view.app import create_app
 
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(runs), host="127.0.0.1", port=port, log_level="warning",
-                                           access_log=False))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the viewer did not start")
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    yield from serve_app(create_app(runs), "viewer")
