@@ -160,3 +160,26 @@ def test_predict_cli_keeps_thinking_apart(reasoning_server: _ReasoningServer, sm
     ledger = json.loads((out / "run.json").read_text())["ledger"]
     assert ledger["thinking_chars"] == 3 * (len(SERVER_THINKING) + len(THINK))
     assert ledger["completion_tokens"] == 3 * 40
+
+
+def test_references_keep_the_writers_thinking_apart(reasoning_server: _ReasoningServer, small_beauty: Path,
+                                                    tmp_path: Path) -> None:
+    """A reasoning model writing Rec-SAVER explanations: the thinking goes to the candidate's `thinking`, never
+    into the explanation the verifier reads, the scrubber sees, or the pool holds."""
+    out = tmp_path / "refs"
+    result = CliRunner().invoke(app, [
+        "references", "--model", "openai/thinker", "--base-url", reasoning_server.url, "--data", str(small_beauty),
+        "--limit", "2", "--samples", "2", "--no-grammar", "--verify", "exact", "--cache",
+        str(tmp_path / "cache.sqlite"), "--out", str(out), "--no-progress"])
+    rows = [json.loads(line) for line in (out / "references.jsonl").read_text().splitlines()]
+    assert len(rows) == 2, result.output
+    candidates = [c for row in rows for c in row["candidates"]]
+    assert len(candidates) == 4
+    for c in candidates:
+        assert c["text"] == "The user rates mild cleansers highly."
+        assert c["thinking"] == f"{SERVER_THINKING}\n\n{THINK}"
+        assert c["verify_rating"] == 4  # the verifier's answer was read past its own thinking
+    verify_prompts = [m["content"] for b in reasoning_server.bodies for m in b["messages"]]
+    assert not any(THINK in p or SERVER_THINKING in p for p in verify_prompts)
+    assert any(r["references"] == ["The user rates mild cleansers highly."] * 2 for r in rows if r["rating"] == 4) \
+        or all(r["rating"] != 4 for r in rows)

@@ -6,6 +6,7 @@ import functools
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,6 +22,27 @@ err_console = Console(stderr=True, soft_wrap=not sys.stderr.isatty())
 # Options of the commands whose options are not generated from a step config (baseline, distill build).
 DataOpt = Annotated[Path, typer.Option(help="Folder written by `recsaver data prepare`.")]
 LimitOpt = Annotated[int | None, typer.Option(help="Use only the first N examples.")]
+# Every step that writes records: JSONL always (the run's record: resume and every reader use it), and with
+# `parquet` also <table>.parquet beside each JSONL table, the same rows.
+class OutputFormat(str, Enum):
+    jsonl = "jsonl"
+    parquet = "parquet"
+
+
+FormatOpt = Annotated[OutputFormat, typer.Option("--format", help="Records as JSONL, or also as Parquet beside "
+                                                                  "each JSONL table (same rows).")]
+
+
+def write_formats(folder: Path, fmt: str | OutputFormat, recursive: bool = False) -> None:
+    """After a step: with `--format parquet`, the Parquet copies of its tables, and one line naming them."""
+    from ..store import check_format, write_parquet_tables
+
+    if check_format(str(getattr(fmt, "value", fmt))) != "parquet" or not folder.is_dir():
+        return
+    written = write_parquet_tables(folder, recursive=recursive)
+    if written:
+        names = ", ".join(sorted({p.name for p in written}))
+        out_console.print(f"wrote {len(written)} Parquet file(s) ({names}) under {folder}", highlight=False)
 
 
 def friendly_errors(func: Callable[..., Any]) -> Callable[..., Any]:

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from ..data.prepare import ImportConfig, PrepareConfig, PrepareResult
-from .common import byte_progress, err_console, friendly_errors, out_console
+from .common import FormatOpt, OutputFormat, byte_progress, err_console, friendly_errors, out_console, write_formats
 from .options import with_config
 
 
@@ -28,6 +28,7 @@ def data_prepare(
     meta: Path | None = typer.Argument(None, help="Item metadata dump (optional)."),
     out: Path = typer.Option(..., help="Output folder for train.jsonl, test.jsonl, stats.json."),
     progress: bool = typer.Option(True, help="Show progress bars."),
+    format: FormatOpt = OutputFormat.jsonl,
 ) -> None:
     """Stream a dump, build histories, split users, balance labels."""
     from ..data.prepare import prepare
@@ -35,6 +36,7 @@ def data_prepare(
     with byte_progress(progress) as update:
         result = prepare(reviews, meta, out, cfg, progress=update)
     _summary(result, out)
+    write_formats(out, format)
 
 
 @friendly_errors
@@ -47,6 +49,7 @@ def data_import(
                                                  "description, price]; other columns become prompt fields."),
     out: Path = typer.Option(..., help="Output folder for train.jsonl, test.jsonl, stats.json."),
     progress: bool = typer.Option(True, help="Show progress bars."),
+    format: FormatOpt = OutputFormat.jsonl,
 ) -> None:
     """Your own interactions (and items) table -> the same examples, splits and stats.json as `data prepare`."""
     from ..data.prepare import import_table
@@ -54,6 +57,7 @@ def data_import(
     with byte_progress(progress) as update:
         result = import_table(interactions, items, out, cfg, progress=update)
     _summary(result, out)
+    write_formats(out, format)
 
 
 def _summary(result: PrepareResult, out: Path) -> None:
@@ -79,6 +83,7 @@ def data_download(
     five_core: bool = typer.Option(False, help="2018 only: the 5-core review file."),
     meta: bool = typer.Option(True, help="Also fetch the metadata file."),
     progress: bool = typer.Option(True, help="Show progress bars."),
+    format: FormatOpt = OutputFormat.jsonl,
 ) -> None:
     """Fetch official dump files, resuming partial downloads."""
     from ..data.download import download_dump

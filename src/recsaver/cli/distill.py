@@ -11,11 +11,14 @@ import typer
 
 from ..config.schema import DistillSampleConfig, FinetuneConfig
 from .common import (
+    FormatOpt,
+    OutputFormat,
     err_console,
     exit_if_incomplete,
     friendly_errors,
     generation_progress,
     out_console,
+    write_formats,
 )
 from .options import with_config
 
@@ -35,6 +38,7 @@ def distill_sample(
     cfg: DistillSampleConfig,
     out: Path = typer.Option(..., help="Teacher folder (TD): samples.jsonl, examples.jsonl, summary.json, run.json."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
+    format: FormatOpt = OutputFormat.jsonl,
 ) -> None:
     """M teacher reasoning samples per example, cached and resumable."""
     from ..steps.distill import run_distill_sample
@@ -46,6 +50,7 @@ def distill_sample(
         f"{summary['format_ok_share']:.0%}, teacher rating exact in {summary['teacher_exact_share']:.0%}; "
         "kept per filter: " + ", ".join(f"{k} {v}" for k, v in summary["kept_per_filter"].items()), highlight=False)
     out_console.print(f"wrote {out}/samples.jsonl, examples.jsonl, summary.json, run.json")
+    write_formats(out, format)
     exit_if_incomplete(out)
 
 
@@ -55,6 +60,7 @@ def distill_build(
     filter: str = typer.Option("none", help="none | 5-class | binary | 1-off (Section 4.3)."),
     rating_only: bool = typer.Option(False, help="Rows without reasoning: direct prompt, target the gold rating."),
     out: Path = typer.Option(..., help="SFT folder: train.jsonl, stats.json, run.json."),
+    format: FormatOpt = OutputFormat.jsonl,
 ) -> None:
     """Training rows: teacher reasoning + gold rating, rendered by the inference PromptBuilder."""
     from rich.table import Table
@@ -74,6 +80,7 @@ def distill_build(
         out_console.print("dropped before filtering: " + ", ".join(f"{k} {v}" for k, v in stats["dropped"].items()),
                           highlight=False)
     out_console.print(f"wrote {stats['rows']} {stats['target']} rows to {out}/train.jsonl")
+    write_formats(out, format)
 
 
 @friendly_errors
@@ -84,6 +91,7 @@ def finetune(
     out: Path = typer.Option(..., help="Output folder: the student, checkpoints/, train_log.jsonl, run.json."),
     full: bool = typer.Option(False, help="Train every weight instead of a LoRA adapter."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
+    format: FormatOpt = OutputFormat.jsonl,
 ) -> None:
     """Fine-tune a student (LoRA or full) on SFT rows; loss on the target tokens only."""
     from dataclasses import replace
@@ -101,6 +109,7 @@ def finetune(
         f"{metrics['global_step']} steps, loss {metrics['first_loss']:.3f} -> {metrics['last_loss']:.3f} "
         f"({metrics['rows']} rows, {metrics['rows_too_long']} too long)", highlight=False)
     out_console.print(f"wrote the student to {out} (use it as --model hf/{out})")
+    write_formats(out, format)
 
 
 @contextmanager

@@ -9,7 +9,16 @@ from typing import Any
 
 import typer
 
-from .common import count_progress, err_console, friendly_errors, generation_progress, out_console
+from .common import (
+    FormatOpt,
+    OutputFormat,
+    count_progress,
+    err_console,
+    friendly_errors,
+    generation_progress,
+    out_console,
+    write_formats,
+)
 
 experiment_app = typer.Typer(help="Experiment grids that reproduce the paper's tables.", no_args_is_help=True)
 
@@ -22,6 +31,7 @@ def experiment_run(
     out: Path | None = typer.Option(None, help="Experiment folder (default: the config's `out`, else "
                                                   "runs/<name>)."),
     progress: bool = typer.Option(True, help="Show progress bars."),
+    format: FormatOpt = OutputFormat.jsonl,
 ) -> None:
     """Run (or resume) every cell of the grid, then write the paper tables into the experiment folder."""
     from ..config import load_config
@@ -29,6 +39,7 @@ def experiment_run(
     cfg = load_config(config, set_)
     folder = out or Path(cfg.out or f"runs/{cfg.name}")
     record = run_grid(cfg, folder, progress)
+    write_formats(folder, format, recursive=True)
     exit_for(record, folder, empty_pools_fail=True)
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import typer
 
+from ..store import uniform_rows, write_parquet
 from .common import friendly_errors, out_console
 
 
@@ -36,14 +37,6 @@ def run_records(run: Path) -> tuple[str, list[dict[str, Any]]]:
                             f"{store.references_path.name} or {store.text_scores_path.name})")
 
 
-def uniform_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Every row with every column (first-seen order), None where a row had none: one Arrow schema."""
-    columns: dict[str, None] = {}
-    for row in rows:
-        columns.update(dict.fromkeys(row))
-    return [{c: row.get(c) for c in columns} for row in rows]
-
-
 def write_hf(rows: list[dict[str, Any]], folder: Path) -> None:
     """A `datasets.load_from_disk`-loadable folder of `rows`."""
     try:
@@ -52,15 +45,6 @@ def write_hf(rows: list[dict[str, Any]], folder: Path) -> None:
         raise ValueError("--hf needs the Hugging Face `datasets` package: pip install datasets "
                          "(or pip install 'recsaver[dev]')") from None
     datasets.Dataset.from_list(uniform_rows(rows)).save_to_disk(str(folder))
-
-
-def write_parquet(rows: list[dict[str, Any]], path: Path) -> None:
-    """One Parquet file of `rows` (pyarrow, a core dependency)."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.Table.from_pylist(uniform_rows(rows)), str(path))
 
 
 @friendly_errors

@@ -15,7 +15,16 @@ from rich.console import Console
 from typer.core import TyperGroup
 
 from ..config.schema import VERIFY_HELP, ReferencesConfig
-from .common import count_progress, err_console, exit_if_incomplete, friendly_errors, out_console
+from .common import (
+    FormatOpt,
+    OutputFormat,
+    count_progress,
+    err_console,
+    exit_if_incomplete,
+    friendly_errors,
+    out_console,
+    write_formats,
+)
 from .options import with_config
 
 
@@ -78,6 +87,7 @@ def references(
     cfg: ReferencesConfig,
     out: Path = typer.Option(..., help="Folder for references.jsonl, summary.json, run.json."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
+    format: FormatOpt = OutputFormat.jsonl,
 ) -> None:
     """Rec-SAVER: post-hoc explanations of the gold rating, leakage scrub, self-verification."""
     from ..steps.references import run_references
@@ -86,6 +96,7 @@ def references(
         summary = run_references(cfg, out, on_example=update)
     print_pool(summary, out)
     out_console.print(f"wrote {out}/references.jsonl, summary.json, run.json")
+    write_formats(out, format)
     exit_if_incomplete(out)
 
 
@@ -94,6 +105,7 @@ def rebuild(
     source: Path = typer.Argument(..., help="A references run folder."),
     verify: str = typer.Option(..., help=f"The verify mode of the new pool: {VERIFY_HELP}."),
     out: Path = typer.Option(..., help="New folder for references.jsonl, summary.json, run.json."),
+    format: FormatOpt = OutputFormat.jsonl,
 ) -> None:
     """The pool under another verify mode, from the stored verifier outputs (no model call)."""
     from ..steps.references import rebuild_references
@@ -101,6 +113,7 @@ def rebuild(
     summary = rebuild_references(source, verify, out)
     print_pool(summary, out)
     out_console.print(f"wrote {out}/references.jsonl, summary.json, run.json")
+    write_formats(out, format)
 
 
 @friendly_errors

@@ -10,13 +10,16 @@ from ..config.schema import PredictConfig, ScoreConfig
 from ..store import RunStore
 from .common import (
     DataOpt,
+    FormatOpt,
     LimitOpt,
+    OutputFormat,
     err_console,
     exit_if_incomplete,
     friendly_errors,
     generation_progress,
     out_console,
     print_metrics,
+    write_formats,
 )
 from .options import with_config
 
@@ -32,6 +35,7 @@ def baseline(
     split: str = typer.Option("test", help="train | test"),
     out: Path = typer.Option(..., help="Run folder for predictions.jsonl, metrics.json, run.json."),
     limit: LimitOpt = None,
+    format: FormatOpt = OutputFormat.jsonl,
 ) -> None:
     """Naive baseline: the user's historical average rating (paper Table 3)."""
     from ..steps.baseline import run_baseline
@@ -39,6 +43,7 @@ def baseline(
     metrics = run_baseline(data, split, out, limit)
     print_metrics(metrics, title=f"naive baseline ({split})")
     out_console.print(f"wrote {out}/predictions.jsonl, metrics.json, run.json")
+    write_formats(out, format)
 
 
 @friendly_errors
@@ -63,6 +68,7 @@ def predict(
     cfg: PredictConfig,
     out: Path = typer.Option(..., help="Run folder for predictions.jsonl, metrics.json, run.json."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
+    format: FormatOpt = OutputFormat.jsonl,
 ) -> None:
     """Zero-shot rating prediction, with reasoning (CoT) or without, and the paper's ablations."""
     from ..steps.predict import run_predict
@@ -77,6 +83,7 @@ def predict(
     else:
         out_console.print(f"no metrics: every one of the {metrics['n_failed']} predictions failed; "
                           f"wrote {out}/predictions.jsonl and run.json")
+    write_formats(out, format)
     exit_if_incomplete(out)
 
 
@@ -85,12 +92,15 @@ def predict(
 def score(
     cfg: ScoreConfig,
     out: Path | None = typer.Option(None, help="Where to write text_scores.jsonl / text_metrics.json."),
+    format: FormatOpt = OutputFormat.jsonl,
 ) -> None:
     """Reasoning quality against the verified reference pool: BLEU, ROUGE-1, METEOR, BERTScore."""
     from rich.table import Table
 
     from ..steps.score import run_score, score_outputs
 
+    if format is OutputFormat.parquet and out is None:
+        raise ValueError("--format parquet writes text_scores.parquet beside text_scores.jsonl: give --out")
     if cfg.outputs is not None:
         result = score_outputs(Path(cfg.outputs), Path(cfg.references), cfg.id_field, cfg.text_field,
                                cfg.rating_field, cfg.metrics or None, out, n_resamples=cfg.resamples, seed=cfg.seed)
@@ -116,3 +126,5 @@ def score(
         err_console.print(f"[bold yellow]warning:[/] {missing} of {result['outputs_read']} outputs have no entry in "
                           f"{cfg.references} and were not scored (ids: {shown}{', ...' if missing > 10 else ''}); "
                           "build references for those examples, or check --id-field", highlight=False, soft_wrap=True)
+    if out is not None:
+        write_formats(out, format)

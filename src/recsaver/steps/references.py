@@ -33,11 +33,19 @@ from ..metrics.verification_audit import audit, mode_summary, rebuild_row
 from ..prompts import PromptBuilder, PromptOptions, explanation_grammar, parse_answer, parse_explanation
 from ..prompts.grammar import rating_grammar
 from ..prompts.leakage import Scrubber
+from ..prompts.parse import split_thinking
 from ..prompts.rating import rating_probe
 from ..store import DataStore, RunStore
 from .engine import cached_backend
 from .predict import ledger, load_split
 from .runs import write_run
+
+
+def thinking_field(g: Generation) -> dict[str, str]:
+    """{"thinking": ...} for a reasoning model's explanation (its `reasoning_content` and `<think>` block, which
+    parse_explanation already left out of `text`), else {}: other models' rows stay as they were."""
+    parts = [t for t in (g.thinking, split_thinking(g.text)[0] if g.text else None) if t]
+    return {"thinking": "\n\n".join(parts)} if parts else {}
 
 
 def negative_targets(gold: int, distance: int, count: int) -> list[int]:
@@ -125,7 +133,7 @@ class ReferenceGenerator:
             candidates.append({"target": t, "negative": n >= self.cfg.samples, "text": text,
                                "scrubbed_text": result.text, "removed_sentences": list(result.removed),
                                "error": g.error, "status": "failed" if g.error else "ok", "verify_rating": None,
-                               "verify_probs": None, "verify_mass": None, "kept": False})
+                               "verify_probs": None, "verify_mass": None, "kept": False, **thinking_field(g)})
         return candidates
 
     def _verify(self, example: Example, candidates: list[dict[str, Any]]) -> dict[str, Any]:
