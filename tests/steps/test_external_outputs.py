@@ -66,6 +66,20 @@ def test_score_any_systems_outputs(refs: Path, tmp_path: Path) -> None:
     assert again.exit_code == 0, again.output
     (row,) = map(json.loads, (tmp_path / "plain" / "text_scores.jsonl").read_text().splitlines())
     assert row["rouge1"] == scores[second["example_id"]]["rouge1"] and "correct" not in row
+    # What was scored is kept beside its scores (thinking apart), and `recsaver view` shows it.
+    shown = scores[second["example_id"]]
+    assert shown["text"] == text and shown["thinking"] == f"Maybe a {second['rating']}." \
+        and shown["rating"] == second["rating"] % 5 + 1 and "thinking" not in scores[first["example_id"]]
+    from fastapi.testclient import TestClient
+
+    from recsaver.view.app import create_app
+
+    client = TestClient(create_app([tmp_path / "scores"]))
+    (panel,) = client.get(f"/api/example/{second['example_id']}").json()["panels"]
+    assert panel["kind"] == "score" and panel["text"] == text and panel["pred"] == second["rating"] % 5 + 1
+    assert panel["correct"] is False and "rating" not in panel["metrics"] and "rouge1" in panel["metrics"]
+    page = client.get(f"/example/{second['example_id']}").text
+    assert "Explanation scored" in page and "sensitive skin" in page and "Thinking (not scored)" in page
 
 
 @pytest.mark.parametrize(("line", "needle"), [

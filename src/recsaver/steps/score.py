@@ -78,8 +78,12 @@ def score_outputs(outputs: Path, refs: Path, id_field: str = "example_id", text_
     correct = ({o.example_id: o.rating == gold[o.example_id] for o in known if o.rating is not None}
                if rating_field else None)
     out = Path(out) if out else Path(outputs).parent
+    # The scored text (and rating, thinking) go into text_scores.jsonl too, so `recsaver view` can show what the
+    # other system wrote beside its scores.
+    shown = {o.example_id: {"text": o.text, **({"rating": o.rating} if rating_field else {}),
+                            **({"thinking": o.thinking} if o.thinking is not None else {})} for o in known}
     result = _score([(o.example_id, o.text) for o in known], correct, pools, Path(refs), metrics, out, n_resamples,
-                    seed, None)
+                    seed, None, shown)
     result.update(outputs=str(outputs), outputs_read=len(items), outputs_without_reference_entry=len(unknown),
                   ids_without_reference_entry=unknown[:50],
                   outputs_with_thinking=sum(o.thinking is not None for o in items),
@@ -90,7 +94,7 @@ def score_outputs(outputs: Path, refs: Path, id_field: str = "example_id", text_
 
 def _score(items: list[tuple[str, str | None]], correct: dict[str, bool] | None, pools: dict[str, list[str]],
            refs: Path, metrics: Sequence[str] | None, out: Path, n_resamples: int | None, seed: int | None,
-           scorer: TextScorer | None) -> dict[str, Any]:
+           scorer: TextScorer | None, shown: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     """Score (id, text) pairs against `pools`; write OUT/text_scores.jsonl; return the aggregates (by
     correctness when `correct` is given: per id, whether its rating was right)."""
     defaults = ScoreOptions()
@@ -104,7 +108,8 @@ def _score(items: list[tuple[str, str | None]], correct: dict[str, bool] | None,
     scores = scorer.score(items, pools)
     RunStore(out).write_text_scores(
         {"example_id": s.example_id, "n_refs": s.n_refs,
-         **({"correct": correct.get(s.example_id)} if correct is not None else {}), **s.scores}
+         **({"correct": correct.get(s.example_id)} if correct is not None else {}), **s.scores,
+         **(shown or {}).get(s.example_id, {})}
         for s in scores)
     result: dict[str, Any] = {"overall": aggregate(scores, n_resamples=n_resamples, seed=seed)}
     if correct is not None:

@@ -23,7 +23,7 @@ from ..store import EXPERIMENT_KIND, RATING_KINDS, DataStore, NotARunError, RunS
 
 VIEW_KINDS = (*RATING_KINDS, "references", "score")
 # text_scores.jsonl columns that are not metrics
-_SCORE_KEYS = frozenset({"example_id", "correct"})
+_SCORE_KEYS = frozenset({"example_id", "correct", "rating"})  # rating: the one `score --outputs` read
 
 
 @dataclass
@@ -184,8 +184,8 @@ def _rows(view: ViewRun, gold_from: dict[str, int]) -> Iterable[Row]:
             yield Row(view.index, example_id, view.domain, r.get("rating"), None, None, status,
                       {"pool_size": pool, **metrics})
         else:
-            yield Row(view.index, example_id, view.domain, gold_from.get(example_id), None, r.get("correct"),
-                      "scored", metrics)
+            yield Row(view.index, example_id, view.domain, gold_from.get(example_id), r.get("rating"),
+                      r.get("correct"), "scored", metrics)
 
 
 class Viewer:

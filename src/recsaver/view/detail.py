@@ -139,8 +139,10 @@ def example_detail(viewer: Viewer, example_id: str, runs: list[int] | None = Non
             panel.update(_rating_panel(viewer, view, example_id))
         elif view.kind == "references":
             panel.update(_references_panel(view, example_id))
-        else:
-            panel["correct"] = view.records[example_id].get("correct")
+        else:  # a score folder; one of `score --outputs` also holds the text it scored (and rating, thinking)
+            r = view.records[example_id]
+            panel.update(correct=r.get("correct"), text=r.get("text"), pred=r.get("rating"),
+                         thinking=r.get("thinking"))
         panels.append(panel)
     gold = next((p["gold"] for p in panels if p.get("gold") is not None), None)
     return {"example_id": example_id, "gold": gold, "domain": chosen[0].domain, "panels": panels,
