@@ -181,9 +181,7 @@ def build_report(runs: Sequence[Path], out: Path, title: str = "recsaver report"
                  seed: int = 0, gallery: int = 3) -> tuple[Path, Path]:
     """Write OUT (HTML) and OUT with .md; return both paths. `seed` also picks the `gallery` examples per
     predict run."""
-    from jinja2 import Environment, PackageLoader, select_autoescape
-
-    from .tables import css
+    from .tables import css, template_env
 
     if not runs:
         raise ValueError("give at least one run folder")
@@ -211,7 +209,7 @@ def build_report(runs: Sequence[Path], out: Path, title: str = "recsaver report"
         "ratings": list(RATINGS),
         "css": css(),
     }
-    env = Environment(loader=PackageLoader("recsaver.reports", "templates"), autoescape=select_autoescape())
+    env = template_env()
     env.filters["num"] = num
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

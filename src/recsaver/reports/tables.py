@@ -11,6 +11,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -94,12 +95,20 @@ def to_markdown(table: Table) -> str:
 # --------------------------------------------------------------------------- HTML
 
 
-def to_html(table: Table) -> str:
-    """One <table> with row-spanning group cells; used inside the Jinja page templates."""
-    from jinja2 import Environment, PackageLoader, select_autoescape
+def template_env() -> Any:
+    """The Jinja environment of every report template, escaping every value (titles, run labels, paths and model
+    text are untrusted; `select_autoescape` would not, since the files end in .j2). Pre-rendered HTML goes in as
+    Markup (`table_html`, `css`)."""
+    from jinja2 import Environment, PackageLoader
 
-    env = Environment(loader=PackageLoader("recsaver.reports", "templates"), autoescape=select_autoescape())
-    return env.get_template("table.html.j2").render(table=table, groups=groups(table))
+    return Environment(loader=PackageLoader("recsaver.reports", "templates"), autoescape=True)
+
+
+def to_html(table: Table) -> Any:
+    """One <table> with row-spanning group cells (Markup); used inside the Jinja page templates."""
+    from markupsafe import Markup
+
+    return Markup(template_env().get_template("table.html.j2").render(table=table, groups=groups(table)))
 
 
 # --------------------------------------------------------------------------- LaTeX
@@ -139,13 +148,10 @@ def to_latex(table: Table) -> str:
 
 def write_tables(tables: Sequence[Table], out: Path, title: str, latex: bool = True) -> list[Path]:
     """OUT/tables.md, OUT/tables.html (standalone, CSS inline) and OUT/tables.tex."""
-    from jinja2 import Environment, PackageLoader, select_autoescape
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     md = f"# {title}\n\n" + "\n".join(to_markdown(t) for t in tables)
-    env = Environment(loader=PackageLoader("recsaver.reports", "templates"), autoescape=select_autoescape())
-    page = env.get_template("tables.html.j2").render(
+    page = template_env().get_template("tables.html.j2").render(
         title=title, tables=[(t, to_html(t)) for t in tables], css=css())
     written = [out / "tables.md", out / "tables.html"]
     _atomic_write(written[0], md)
@@ -157,10 +163,13 @@ def write_tables(tables: Sequence[Table], out: Path, title: str, latex: bool = T
     return written
 
 
-def css() -> str:
+def css() -> Any:
+    """The reports' style sheet, as Markup: it goes into <style> unescaped (our own file)."""
     from importlib.resources import files
 
-    return (files("recsaver.reports") / "templates" / "report.css").read_text()
+    from markupsafe import Markup
+
+    return Markup((files("recsaver.reports") / "templates" / "report.css").read_text())
 
 
 def _atomic_write(path: Path, text: str) -> None:
