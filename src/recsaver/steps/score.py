@@ -117,5 +117,5 @@ def _score(items: list[tuple[str, str | None]], correct: dict[str, bool] | None,
             label: aggregate([s for s in scores if correct.get(s.example_id) is flag], n_resamples=n_resamples,
                              seed=seed, excluded=[])
             for label, flag in (("correct", True), ("incorrect", False))}
-    result.update(excluded_empty_pool=list(scores.excluded), signature=scorer.signature())
+    result.update(excluded_empty_pool=list(scores.excluded), signature=scorer.signature(), references=str(refs))
     return result

@@ -149,7 +149,11 @@ def load_run(index: int, folder: Path, label: str, kind: str) -> ViewRun:
         records = {r["example_id"]: r for r in store.read_reference_rows()}
     else:
         records = _read_scores(store)
-    view = ViewRun(index, label, store.folder, kind, run, _domain(store, run), records)
+    domain = _domain(store, run)
+    if kind == "score" and domain == "?":  # no run.json: the domain of the references run it was scored against
+        refs = RunStore(Path(str((store.read_text_metrics() or {}).get("references") or store.folder)))
+        domain = _domain(refs, refs.read_run()) if refs.folder.is_dir() else domain
+    view = ViewRun(index, label, store.folder, kind, run, domain, records)
     if kind in RATING_KINDS and store.text_scores_path.exists():
         attach_scores(view, store, own=True)
     elif kind == "score":
