@@ -26,6 +26,7 @@ VERIFY_RULES = ("exact", "1-off", "none")  # the paper's; metrics/verification.p
 VERIFY_HELP = ("exact (paper) | 1-off | none | prob:TAU | calibrated | calibrated-1-off "
                "(metrics/verification.py)")
 BALANCE = ("round-robin", "least-busy")
+EXECUTORS = ("local", "ray")  # where generation (and finetune) runs: this process, or a Ray cluster
 DOMAINS = ("beauty", "movies", "generic")  # generic: users' own data (`data import`), neutral wording
 
 # Per method: CoT needs room to reason; a direct answer is a rating line (16 tokens hold the header
@@ -149,6 +150,14 @@ class ServerFields:
     # Named batch_api, not batch: FinetuneConfig.batch (rows per device batch) is hashed, this is not.
     batch_api: bool = setting(False, "Send openai/... generations through the OpenAI Batch API (half price, results "
                                      "within 24 h; resumable by batch id; README: Models and engines).", flag="batch")
+    executor: str = setting("local", "Where the model runs: in this process, or on a pool of Ray actors, one backend "
+                                     "each (README: Scale-out).", choices=EXECUTORS)
+    ray_address: str = setting("auto", "With --executor ray: the cluster to join (auto: the one `ray start` made on "
+                                       "this machine; HOST:PORT; local: start one in this process).")
+    ray_actors: int | None = setting(None, "With --executor ray: backend actors (default: as many as the cluster's "
+                                           "CPUs (GPUs with --ray-gpus) hold).")
+    ray_cpus: float = setting(1.0, "With --executor ray: CPUs per actor (a llamacpp/... actor uses as many threads).")
+    ray_gpus: float = setting(0.0, "With --executor ray: GPUs per actor (hf/... and vllm/... on GPU nodes).")
     extra: dict[str, Any] = setting({}, "Engine-specific options (Python and config files only).")
 
 
@@ -304,8 +313,15 @@ class FinetuneConfig:
     warmup_steps: int = setting(0, "Warm-up steps of the schedule.")
     merge: bool = setting(True, "With LoRA, also write OUT/merged (adapter merged into the base).")
     num_threads: int | None = setting(None, "torch CPU threads (fewer can be faster on a busy CPU).", flag="threads")
+    nproc: int = setting(1, "Data-parallel training processes (DDP through the HF Trainer: gloo on CPU, NCCL on GPU); "
+                            "each takes --batch rows a step, so the global batch is batch x grad-accum x nproc.")
+    executor: str = setting("local", "Start the --nproc processes here (torchrun), or as Ray Train workers "
+                                     "(ray.train.TorchTrainer) on a Ray cluster.", choices=EXECUTORS)
+    ray_address: str = setting("auto", "With --executor ray: the cluster to join (auto, HOST:PORT, or local).")
 
     def __post_init__(self) -> None:
+        if self.nproc < 1:
+            raise ValueError(f"nproc must be >= 1, got {self.nproc}")
         if self.lora is not None and self.lora < 1:
             raise ValueError(f"lora must be a rank >= 1 (or use --full), got {self.lora}")
         for name in ("batch", "grad_accum", "max_length", "save_steps"):

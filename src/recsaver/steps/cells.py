@@ -24,8 +24,10 @@ if TYPE_CHECKING:
 # and the cache live (their identity enters the hash through the data fingerprint and the deps),
 # whether a training run continues its checkpoints, which server answers a request, and how many
 # sequences llama.cpp decodes together (the same outputs up to kernel rounding: backends/llama_batch.py),
-# and whether openai/... calls go through the Batch API (the same request bodies, answered later).
-NOT_HASHED = ("data", "train", "cache", "resume", "balance", "parallel", "batch_api")
+# and whether openai/... calls go through the Batch API (the same request bodies, answered later), and where
+# the engine runs (this process or Ray actors: the same requests, the same cache).
+NOT_HASHED = ("data", "train", "cache", "resume", "balance", "parallel", "batch_api", "executor", "ray_address",
+              "ray_actors", "ray_cpus", "ray_gpus")
 
 
 class GridStep(Protocol):
@@ -41,10 +43,16 @@ class GridStep(Protocol):
         ...
 
 
+# Fields added after cells were hashed that change results when set: hashed only away from this value, so the
+# cells of earlier runs keep their hashes (`--nproc 2` doubles the global batch, so it is a new cell).
+HASHED_UNLESS = {"nproc": 1}
+
+
 def hashed(settings: Any) -> dict[str, Any]:
     """A cell's settings as they enter its hash."""
     values = asdict(settings) if is_dataclass(settings) and not isinstance(settings, type) else dict(settings)
-    return {k: v for k, v in values.items() if k not in NOT_HASHED}
+    return {k: v for k, v in values.items()
+            if k not in NOT_HASHED and not (k in HASHED_UNLESS and v == HASHED_UNLESS[k])}
 
 
 def metric_values(metrics: Mapping[str, Any]) -> dict[str, float]:
@@ -120,7 +128,8 @@ class ReferencesStep:
         """The references section's fields, the engine fields of predict; `limit` falls back to predict's."""
         r, p = runner.cfg.references, runner.cfg.predict
         own = {k: v for k, v in asdict(r).items() if k not in ("verify", "enabled", "model")}
-        engine = {k: getattr(p, k) for k in ("n_ctx", "base_urls", "concurrency", "parallel", "balance", "batch_api")}
+        engine = {k: getattr(p, k) for k in ("n_ctx", "base_urls", "concurrency", "parallel", "balance", "batch_api",
+                                             "executor", "ray_address", "ray_actors", "ray_cpus", "ray_gpus")}
         return ReferencesConfig(**{
             **own, **engine, "data": str(runner.data_dir(cell.domain)), "split": runner.cfg.split,
             "model": cell.labels["model"], "verify": cell.labels["verify"],
