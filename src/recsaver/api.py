@@ -101,10 +101,11 @@ def distill(config: DistillSampleConfig | None = None, *, out: str | Path, filte
 
 
 def finetune(config: FinetuneConfig | None = None, *, out: str | Path, **fields: Any) -> dict[str, Any]:
-    """Fine-tune a student on SFT rows (`train=` an SFT folder) -> OUT; the training metrics."""
-    from .steps.finetune import run_finetune
+    """Fine-tune a student on SFT rows (`train=` an SFT folder) -> OUT; the training metrics.
+    `nproc=N` trains in N data-parallel processes (`executor="ray"`: as Ray Train workers)."""
+    from .training.distributed import train
 
-    return run_finetune(config or FinetuneConfig(**fields), Path(out))
+    return train(config or FinetuneConfig(**fields), Path(out))
 
 
 def report(runs: Sequence[str | Path], *, out: str | Path = "report.html", title: str = "recsaver report"

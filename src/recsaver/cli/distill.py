@@ -96,18 +96,27 @@ def finetune(
     """Fine-tune a student (LoRA or full) on SFT rows; loss on the target tokens only."""
     from dataclasses import replace
 
-    from ..steps.finetune import run_finetune
+    from ..training.distributed import WorkerError, train
+    from ..training.trainer import process_rank
     from .options import given_on_line
 
     if full:
         if given_on_line(ctx, "lora"):
             raise ValueError("give either --lora RANK or --full, not both")
         cfg = replace(cfg, lora=None)
-    with _loss_progress(progress) as on_log:
-        metrics = run_finetune(cfg, out, on_log=on_log)
+    main = process_rank()[0] == 0  # under torchrun / accelerate launch every rank runs this command
+    try:
+        with _loss_progress(progress and main) as on_log:
+            metrics = train(cfg, out, on_log=on_log)
+    except WorkerError as e:  # a training process failed: its rank and error, exit 1
+        err_console.print(f"[bold red]error:[/] {e}", highlight=False, markup=True, soft_wrap=True)
+        raise typer.Exit(1) from None
+    if not main:
+        return
+    processes = f", {metrics['world_size']} processes" if metrics.get("world_size", 1) > 1 else ""
     out_console.print(
         f"{metrics['global_step']} steps, loss {metrics['first_loss']:.3f} -> {metrics['last_loss']:.3f} "
-        f"({metrics['rows']} rows, {metrics['rows_too_long']} too long)", highlight=False)
+        f"({metrics['rows']} rows, {metrics['rows_too_long']} too long{processes})", highlight=False)
     out_console.print(f"wrote the student to {out} (use it as --model hf/{out})")
     write_formats(out, format)
 

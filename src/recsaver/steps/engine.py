@@ -32,6 +32,16 @@ class EngineConfig(Protocol):
     @property
     def batch_api(self) -> bool: ...
     @property
+    def executor(self) -> str: ...
+    @property
+    def ray_address(self) -> str: ...
+    @property
+    def ray_actors(self) -> int | None: ...
+    @property
+    def ray_cpus(self) -> float: ...
+    @property
+    def ray_gpus(self) -> float: ...
+    @property
     def extra(self) -> dict[str, Any]: ...
 
 
@@ -52,12 +62,23 @@ def backend_options(cfg: EngineConfig) -> BackendOptions:
                           batch_dir=f"{cache_path(cfg)}.batches" if cfg.batch_api else None, extra=cfg.extra)
 
 
+def engine_backend(cfg: EngineConfig) -> Any:
+    """`cfg.model` in this process, or (`--executor ray`) on a pool of Ray actors (backends/ray_pool.py)."""
+    if cfg.executor == "ray":
+        from ..backends.ray_pool import RayBackend
+
+        return RayBackend(cfg.model, backend_options(cfg), cfg.ray_address, cfg.ray_actors, cfg.ray_cpus,
+                          cfg.ray_gpus)
+    return load_backend(cfg.model, backend_options(cfg))
+
+
 @contextmanager
 def cached_backend(cfg: EngineConfig) -> Iterator[CachedBackend]:
-    """`cfg.model` behind the generation cache; both are closed on leaving, the backend first."""
+    """`cfg.model` behind the generation cache; both are closed on leaving, the backend first. The cache is
+    this process's: with `--executor ray` only its misses go to the actors, and their results come back here."""
     cache = GenerationCache(cache_path(cfg))
     try:
-        backend = CachedBackend(load_backend(cfg.model, backend_options(cfg)), cache)
+        backend = CachedBackend(engine_backend(cfg), cache)
         try:
             yield backend
         finally:

@@ -13,11 +13,17 @@ What a run leaves in OUT:
   last one: optimizer, scheduler, RNG and data position included);
 - ``train_log.jsonl`` (one line per optimizer step: loss, learning rate, grad norm),
   ``finetune_config.json`` (the resolved config), ``metrics.json`` and ``run.json``.
+
+`run_finetune` is one process. Started by a launcher as one of N data-parallel processes
+(`recsaver.training.distributed`, torchrun, accelerate launch, Ray Train: RANK / WORLD_SIZE in
+the environment) it trains its share of every batch through the Trainer's DDP, and only rank 0
+writes to OUT (the Trainer too saves checkpoints from rank 0 only).
 """
 
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -33,6 +39,7 @@ from ..training.trainer import (
     build_trainer,
     load_student,
     log_callback,
+    process_rank,
     resolve_student,
     training_arguments,
 )
@@ -54,6 +61,8 @@ def run_finetune(cfg: FinetuneConfig, out: Path, on_log: LogHook | None = None) 
     from transformers.trainer_utils import get_last_checkpoint
 
     out = Path(out)
+    rank, world, local_world = process_rank()
+    main = rank == 0
     rows = load_rows(train_file(cfg))
     checkpoints = out / "checkpoints"
     last = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
@@ -66,9 +75,11 @@ def run_finetune(cfg: FinetuneConfig, out: Path, on_log: LogHook | None = None) 
     if last:
         _check_resumable(out / store.FINETUNE_CONFIG, resolved)
 
-    if cfg.num_threads:
-        torch.set_num_threads(cfg.num_threads)
-    set_seed(cfg.seed)  # before the LoRA weights are drawn
+    # N processes on one machine share its cores: each takes its part, not all of them
+    threads = cfg.num_threads or (max(1, _cores() // local_world) if local_world > 1 else None)
+    if threads:
+        torch.set_num_threads(threads)
+    set_seed(cfg.seed)  # before the LoRA weights are drawn; the same seed on every rank
     base = resolve_student(cfg.model)
     model, tokenizer, is_seq2seq = load_student(base, cfg.dropout, full=cfg.lora is None)
     tokenized, too_long = tokenize_rows(tokenizer, rows, is_seq2seq, cfg.max_length)
@@ -81,11 +92,11 @@ def run_finetune(cfg: FinetuneConfig, out: Path, on_log: LogHook | None = None) 
     total = sum(p.numel() for p in model.parameters())
     resolved.update(base_model=base, is_seq2seq=is_seq2seq, rows=len(tokenized), rows_too_long=too_long,
                     trainable_params=trainable, total_params=total)
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / store.FINETUNE_CONFIG, resolved)
-
     log_file = out / store.TRAIN_LOG
-    _restart_log(log_file, _checkpoint_step(last) if last else 0)
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+        write_json(out / store.FINETUNE_CONFIG, resolved)
+        _restart_log(log_file, _checkpoint_step(last) if last else 0)
     args = training_arguments(
         is_seq2seq, checkpoints, per_device_train_batch_size=cfg.batch, gradient_accumulation_steps=cfg.grad_accum,
         num_train_epochs=cfg.epochs, max_steps=cfg.max_steps or -1, learning_rate=cfg.lr,
@@ -94,6 +105,9 @@ def run_finetune(cfg: FinetuneConfig, out: Path, on_log: LogHook | None = None) 
     trainer = build_trainer(model, tokenizer, is_seq2seq, tokenized, args, [log_callback(log_file, on_log)])
     result = trainer.train(resume_from_checkpoint=last)
 
+    if not main:  # rank 0 saves the student and the records; the others only report
+        return _metrics(trainer, result, [h["loss"] for h in trainer.state.log_history if "loss" in h], last,
+                        len(tokenized), too_long, trainable, threads)
     if cfg.lora is not None:
         from ..backends.hf import export_plain
 
@@ -103,18 +117,30 @@ def run_finetune(cfg: FinetuneConfig, out: Path, on_log: LogHook | None = None) 
             export_plain(model, tokenizer, out / "merged")
     else:
         trainer.save_model(str(out))
-    losses = [r["loss"] for r in read_jsonl(log_file)]
-    metrics = {
+    metrics = _metrics(trainer, result, [r["loss"] for r in read_jsonl(log_file)], last, len(tokenized), too_long,
+                       trainable, threads)
+    write_run(out, step="finetune", config=resolved, data_file=train_file(cfg), metrics=metrics,
+              extra={"base_model": base, "is_seq2seq": is_seq2seq, "world_size": world})
+    return metrics
+
+
+def _metrics(trainer: Any, result: Any, losses: list[float], last: str | None, rows: int, too_long: int,
+             trainable: int, threads: int | None) -> dict[str, Any]:
+    return {
         "global_step": trainer.state.global_step, "train_loss": result.training_loss,
         "first_loss": losses[0] if losses else None, "last_loss": losses[-1] if losses else None,
         "resumed_from_step": _checkpoint_step(last) if last else None,
         "train_runtime_s": result.metrics.get("train_runtime"),
         "steps_per_second": result.metrics.get("train_steps_per_second"),
-        "rows": len(tokenized), "rows_too_long": too_long, "trainable_params": trainable,
+        "rows": rows, "rows_too_long": too_long, "trainable_params": trainable,
+        # processes that trained (the Trainer's view of the process group) and torch threads in each
+        "world_size": trainer.args.world_size, "threads_per_process": threads,
     }
-    write_run(out, step="finetune", config=resolved, data_file=train_file(cfg), metrics=metrics,
-              extra={"base_model": base, "is_seq2seq": is_seq2seq})
-    return metrics
+
+
+def _cores() -> int:
+    """CPUs this process may run on (a container or taskset may allow fewer than the machine has)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def _checkpoint_step(checkpoint: str) -> int:

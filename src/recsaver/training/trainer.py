@@ -7,6 +7,7 @@ reach the same pieces. torch, transformers and peft are imported inside function
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +21,16 @@ DROPOUT_ATTRS = ("dropout_rate", "dropout", "attention_dropout", "hidden_dropout
                  "attn_pdrop", "hidden_dropout_prob", "attention_probs_dropout_prob")
 
 LogHook = Callable[[dict[str, Any]], None]
+
+
+def process_rank() -> tuple[int, int, int]:
+    """(rank, world size, processes on this node) of this process in a data-parallel group.
+
+    Every launcher we support (torchrun / elastic_launch, accelerate launch, Ray Train) exports
+    RANK, WORLD_SIZE and LOCAL_WORLD_SIZE before the training code runs; alone: (0, 1, 1).
+    """
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    return int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_WORLD_SIZE", str(world)))
 
 
 def resolve_student(spec: str) -> str:
@@ -67,7 +78,8 @@ def add_lora(model: Any, rank: int, alpha: int | None, dropout: float, targets: 
 
 def log_callback(log_file: Path, on_log: LogHook | None) -> Any:
     """A TrainerCallback that appends every loss record to `log_file` (one JSON line, flushed)
-    and passes it to `on_log` (the CLI's progress bar)."""
+    and passes it to `on_log` (the CLI's progress bar). In a data-parallel run only the main
+    process writes: the logged loss is already the mean over all processes."""
     from transformers import TrainerCallback
 
     started = time.perf_counter()
@@ -75,7 +87,7 @@ def log_callback(log_file: Path, on_log: LogHook | None) -> Any:
     class _Log(TrainerCallback):
         def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None,
                    **kwargs: Any) -> None:
-            if not logs or "loss" not in logs:
+            if not logs or "loss" not in logs or not state.is_world_process_zero:
                 return
             row = {"step": state.global_step, "max_steps": state.max_steps, "epoch": state.epoch,
                    "loss": logs["loss"], "learning_rate": logs.get("learning_rate"),
@@ -91,11 +103,19 @@ def log_callback(log_file: Path, on_log: LogHook | None) -> Any:
 def training_arguments(is_seq2seq: bool, output_dir: Path, **kwargs: Any) -> Any:
     """TrainingArguments (Seq2SeqTrainingArguments for encoder-decoders) with our fixed choices:
     log every step, no reporting services, no tqdm (the CLI draws its own bar), rows kept as
-    given (they are already tokenized), mixed precision only where a GPU supports bf16."""
+    given (they are already tokenized), mixed precision only where a GPU supports bf16.
+
+    Launched as one of several processes (WORLD_SIZE > 1), the Trainer wraps the model in DDP
+    and shards the rows per epoch between the processes. The communication backend is named:
+    gloo on CPU (left open, accelerate picks MPI wherever torch was built with it, which needs
+    an mpirun launch) and NCCL on GPU.
+    """
     import torch
     from transformers import Seq2SeqTrainingArguments, TrainingArguments
 
     cuda = torch.cuda.is_available()
+    if process_rank()[1] > 1:
+        kwargs.setdefault("ddp_backend", "nccl" if cuda else "gloo")
     cls = Seq2SeqTrainingArguments if is_seq2seq else TrainingArguments
     return cls(output_dir=str(output_dir), logging_steps=1, report_to="none", disable_tqdm=True,
                remove_unused_columns=False, save_strategy="steps", use_cpu=not cuda,
