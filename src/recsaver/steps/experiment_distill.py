@@ -83,7 +83,10 @@ def sample_config(runner: ExperimentRunner, cell: Cell) -> Any:
     given = {"data": str(runner.data_dir(cell.domain)), "split": d.train_split, "model": cell.labels["teacher"],
              "samples": cell.labels["samples"], "cache": runner.cache, "limit": runner.cfg.predict.limit,
              "n_ctx": runner.cfg.predict.n_ctx, "base_urls": runner.cfg.predict.base_urls,
-             "balance": runner.cfg.predict.balance}
+             "balance": runner.cfg.predict.balance,
+             # where the teacher runs follows the predict section (not hashed: steps/cells.py NOT_HASHED)
+             **{k: getattr(runner.cfg.predict, k) for k in ("executor", "ray_address", "ray_actors", "ray_cpus",
+                                                             "ray_gpus")}}
     return _config(cls, given, dict(d.sample), "sample")
 
 

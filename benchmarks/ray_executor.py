@@ -1,0 +1,83 @@
+"""`--executor ray` against `--executor local`, as ratios measured in one run (issue 19).
+
+The same real Beauty examples, the same model, greedy, a fresh cache each time; every run is a whole
+`run_predict` (model loading included: an actor loads its own copy, as the local process does). The Ray
+instance is started once, before the clock (a cluster is up before a job is sent to it).
+
+1. overhead: one actor holding both cores (`--ray-cpus 2`, 2 llama.cpp threads) vs the local process with
+   2 threads. Ratio = ray seconds / local seconds (goal <= 1.10).
+2. 2 actors x 1 thread vs 1 actor x 2 threads (the figure only: on 2 cores this measures scheduling and how
+   llama.cpp uses its threads, not a speed-up).
+
+Run: .venv/bin/python benchmarks/ray_executor.py [--model smollm2-135m] [--examples 8] [--max-tokens 48]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from recsaver.data.prepare import PrepareConfig, prepare
+from recsaver.steps.predict import PredictConfig, run_predict
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def prepared_beauty(tmp: Path) -> Path:
+    out = tmp / "beauty"
+    prepare(SHARED / "amazon2023/All_Beauty/reviews.jsonl.gz", SHARED / "amazon2023/All_Beauty/meta.jsonl.gz", out,
+            PrepareConfig(domain="beauty", train_per_label=4, test_per_label=4))
+    return out
+
+
+def timed(cfg: PredictConfig, out: Path) -> tuple[float, bytes]:
+    t = time.perf_counter()
+    run_predict(cfg, out)
+    return time.perf_counter() - t, (out / "predictions.jsonl").read_bytes()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default="smollm2-135m")
+    ap.add_argument("--examples", type=int, default=8)
+    ap.add_argument("--max-tokens", type=int, default=48)
+    ap.add_argument("--json", type=Path, default=Path(__file__).with_name("results") / "ray_executor.json")
+    args = ap.parse_args()
+    import ray
+
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        data = prepared_beauty(tmp)
+
+        def cfg(name: str, **engine: object) -> PredictConfig:
+            return PredictConfig(data=str(data), model=f"llamacpp/{args.model}", limit=args.examples,
+                                 max_tokens=args.max_tokens, parallel=1, cache=str(tmp / f"{name}.sqlite"),
+                                 **engine)  # type: ignore[arg-type]
+
+        os.environ["RECSAVER_LLAMA_THREADS"] = "2"
+        local_s, want = timed(cfg("local"), tmp / "local")
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        try:
+            one_s, one = timed(cfg("one", executor="ray", ray_actors=1, ray_cpus=2.0), tmp / "one")
+            two_s, two = timed(cfg("two", executor="ray", ray_actors=2, ray_cpus=1.0), tmp / "two")
+        finally:
+            ray.shutdown()
+    result = {
+        "model": args.model, "examples": args.examples, "max_tokens": args.max_tokens,
+        "load_average": os.getloadavg(),
+        "local_2_threads_s": round(local_s, 2), "ray_1_actor_2_threads_s": round(one_s, 2),
+        "ray_2_actors_1_thread_s": round(two_s, 2),
+        "overhead_ratio": round(one_s / local_s, 3), "two_actors_vs_one_ratio": round(one_s / two_s, 3),
+        "identical_predictions": {"one_actor": one == want, "two_actors": two == want},
+    }
+    print(json.dumps(result, indent=2))
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
