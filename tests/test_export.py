@@ -97,7 +97,7 @@ def test_format_parquet_on_steps_without_a_model(small_beauty: Path, tmp_path: P
 
 
 def test_format_parquet_walks_an_experiment_and_refuses_other_formats(small_beauty: Path, tmp_path: Path) -> None:
-    from recsaver.store import write_parquet_tables
+    from recsaver.parquet import write_parquet_tables
 
     cell = tmp_path / "exp" / "beauty" / "baseline"
     result = CliRunner().invoke(app, ["baseline", "--data", str(small_beauty), "--out", str(cell)])

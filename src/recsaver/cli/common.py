@@ -35,7 +35,7 @@ FormatOpt = Annotated[OutputFormat, typer.Option("--format", help="Records as JS
 
 def write_formats(folder: Path, fmt: str | OutputFormat, recursive: bool = False) -> None:
     """After a step: with `--format parquet`, the Parquet copies of its tables, and one line naming them."""
-    from ..store import check_format, write_parquet_tables
+    from ..parquet import check_format, write_parquet_tables
 
     if check_format(str(getattr(fmt, "value", fmt))) != "parquet" or not folder.is_dir():
         return

@@ -14,7 +14,7 @@ from typing import Any
 
 import typer
 
-from ..store import uniform_rows, write_parquet
+from ..parquet import uniform_rows, write_parquet
 from .common import friendly_errors, out_console
 
 

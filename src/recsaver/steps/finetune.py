@@ -105,7 +105,9 @@ def run_finetune(cfg: FinetuneConfig, out: Path, on_log: LogHook | None = None) 
     trainer = build_trainer(model, tokenizer, is_seq2seq, tokenized, args, [log_callback(log_file, on_log)])
     result = trainer.train(resume_from_checkpoint=last)
 
-    if not main:  # rank 0 saves the student and the records; the others only report
+    if cfg.lora is None:  # every rank calls it; it writes from rank 0 only (after gathering, where sharded)
+        trainer.save_model(str(out))
+    if not main:  # rank 0 saves the adapter and the records; the others only report
         return _metrics(trainer, result, [h["loss"] for h in trainer.state.log_history if "loss" in h], last,
                         len(tokenized), too_long, trainable, threads)
     if cfg.lora is not None:
@@ -115,8 +117,6 @@ def run_finetune(cfg: FinetuneConfig, out: Path, on_log: LogHook | None = None) 
         tokenizer.save_pretrained(out)
         if cfg.merge:
             export_plain(model, tokenizer, out / "merged")
-    else:
-        trainer.save_model(str(out))
     metrics = _metrics(trainer, result, [r["loss"] for r in read_jsonl(log_file)], last, len(tokenized), too_long,
                        trainable, threads)
     write_run(out, step="finetune", config=resolved, data_file=train_file(cfg), metrics=metrics,
