@@ -22,17 +22,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from recsaver.data.prepare import PrepareConfig, prepare
+from predict_throughput import prepared_beauty  # benchmarks/ is sys.path[0] when a benchmark runs as a script
+
 from recsaver.steps.predict import PredictConfig, run_predict
-
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-
-
-def prepared_beauty(tmp: Path) -> Path:
-    out = tmp / "beauty"
-    prepare(SHARED / "amazon2023/All_Beauty/reviews.jsonl.gz", SHARED / "amazon2023/All_Beauty/meta.jsonl.gz", out,
-            PrepareConfig(domain="beauty", train_per_label=4, test_per_label=4))
-    return out
 
 
 def timed(cfg: PredictConfig, out: Path) -> tuple[float, bytes]:
