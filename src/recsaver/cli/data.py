@@ -35,8 +35,7 @@ def data_prepare(
 
     with byte_progress(progress) as update:
         result = prepare(reviews, meta, out, cfg, progress=update)
-    _summary(result, out)
-    write_formats(out, format)
+    _summary(result, out, format)
 
 
 @friendly_errors
@@ -56,12 +55,11 @@ def data_import(
 
     with byte_progress(progress) as update:
         result = import_table(interactions, items, out, cfg, progress=update)
-    _summary(result, out)
-    write_formats(out, format)
+    _summary(result, out, format)
 
 
-def _summary(result: PrepareResult, out: Path) -> None:
-    """Shortfalls and skipped lines as warnings, then one line of what was written."""
+def _summary(result: PrepareResult, out: Path, format: OutputFormat) -> None:
+    """Shortfalls and skipped lines as warnings, one line of what was written, and the Parquet copies."""
     for w in result.warnings:
         err_console.print(f"[yellow]warning:[/] {w}", highlight=False)
     s = result.stats
@@ -72,6 +70,7 @@ def _summary(result: PrepareResult, out: Path) -> None:
         f"wrote {s['examples']['train']} train and {s['examples']['test']} test examples to {out} "
         f"({s['counts']['users']} users, {s['counts']['duplicates_dropped']} duplicates dropped)"
     )
+    write_formats(out, format)
 
 
 @friendly_errors
@@ -83,7 +82,6 @@ def data_download(
     five_core: bool = typer.Option(False, help="2018 only: the 5-core review file."),
     meta: bool = typer.Option(True, help="Also fetch the metadata file."),
     progress: bool = typer.Option(True, help="Show progress bars."),
-    format: FormatOpt = OutputFormat.jsonl,
 ) -> None:
     """Fetch official dump files, resuming partial downloads."""
     from ..data.download import download_dump
