@@ -239,7 +239,6 @@ class RayBackend:
                              "model on every node")
         self.model_id: str = infos[0]["model_id"]
         self.context_length: int = infos[0]["context_length"]
-        self.nodes = sorted({i["node_id"] for i in infos})
         self._tokens: dict[str, int] = {}
 
     def generate(self, requests: Sequence[GenerationRequest], on_result: OnResult | None = None) -> list[Generation]:
