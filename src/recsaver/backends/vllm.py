@@ -19,6 +19,9 @@ functions below and is tested without vllm.
   (prefix caching makes it cheap); candidates outside the top 20 count as 0, so `mass` is a
   lower bound, and a probe with no candidate in the top 20 is an error. Candidate ids are
   resolved as they follow the continuation (`hf.prompts.candidate_token_ids`).
+- Engines: the logic above runs on one engine contract (`Engine.run`: token-id prompts and SamplingParams
+  kwargs in, `Completion`s out, each group reported as it finishes). `InProcessEngine` is `vllm.LLM` in this
+  process; `backends/vllm_ray.RayDataEngine` is `ray.data.llm` over a Ray cluster (`--executor ray`).
 - `rating_probs`: requests are sampled with ``logprobs=20``; when the answer's last rating
   header is followed by a token, the digits' top-20 logprobs at that position give P(1..5)
   (no extra call). Otherwise (no header, or the answer ends at it) the probe
@@ -33,7 +36,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from ..prompts.rating import rating_probe
 from .base import Generation, GenerationRequest, OnProbe, OnResult, Probe, ProbeRequest
@@ -148,7 +151,91 @@ def rating_from_logprobs(token_ids: Sequence[int], top_logprobs: Sequence[dict[i
     return digit_distribution(top, digit_ids) if top is not None else None
 
 
-# ---- the engine ---------------------------------------------------------------------------
+# ---- engines -------------------------------------------------------------------------------
+@dataclass
+class Completion:
+    """One output of an engine call: the text, its token ids, and (when asked) each token's top logprobs."""
+
+    text: str
+    token_ids: list[int]
+    logprobs: list[dict[int, float] | None] | None = None
+    finish_reason: str | None = None
+
+
+OnGroup = Callable[[int, "list[Completion] | Exception"], None]
+
+
+class Engine(Protocol):
+    def run(self, prompts: Sequence[list[int]], params: Sequence[dict[str, Any]], seeds: Sequence[list[int]],
+            on_done: OnGroup) -> None:
+        """Run prompt k with SamplingParams kwargs `params[k]` (``n`` outputs; `seeds[k]` is each output's own
+        seed, for engines that run the outputs one by one) and call `on_done(k, outputs or the error)` once per
+        prompt, as each finishes."""
+
+    def close(self) -> None: ...
+
+
+def import_vllm() -> Any:
+    try:
+        import vllm  # heavy, GPU-only: imported only when this backend is chosen
+
+        return vllm
+    except Exception as e:  # ImportError, or a CUDA/driver error raised while importing
+        raise VLLMUnavailableError(
+            f"vllm is not installed or cannot run here (it needs a CUDA GPU): {type(e).__name__}: {e}. "
+            "Install vllm on a GPU machine, or use hf/... (transformers) or llamacpp/... instead") from e
+
+
+def sampling_params(vllm: Any, kwargs: dict[str, Any]) -> Any:
+    """`vllm.SamplingParams` of our kwargs (a ``structured_outputs`` dict becomes vLLM's regex constraint)."""
+    kwargs = dict(kwargs)
+    constraint = kwargs.pop("structured_outputs", None)
+    return vllm.SamplingParams(**kwargs, **(_structured_regex(constraint["regex"]) if constraint else {}))
+
+
+class InProcessEngine:
+    """`vllm.LLM` in this process: every prompt in one `generate` call (vLLM batches them itself)."""
+
+    def __init__(self, model: str, context_length: int, tensor_parallel_size: int, gpu_memory_utilization: float,
+                 enable_prefix_caching: bool):
+        self.vllm = import_vllm()
+        self.llm = self.vllm.LLM(model=model, max_model_len=context_length, tensor_parallel_size=tensor_parallel_size,
+                                 gpu_memory_utilization=gpu_memory_utilization,
+                                 enable_prefix_caching=enable_prefix_caching, max_logprobs=TOP_LOGPROBS)
+
+    def _generate(self, prompts: Sequence[list[int]], params: Sequence[dict[str, Any]]) -> list[list[Completion]]:
+        outs = self.llm.generate([{"prompt_token_ids": p} for p in prompts],
+                                 [sampling_params(self.vllm, kw) for kw in params], use_tqdm=False)
+        return [[Completion(text=c.text, token_ids=list(c.token_ids), finish_reason=c.finish_reason,
+                            logprobs=[{k: v.logprob for k, v in d.items()} if d else None for d in c.logprobs]
+                            if c.logprobs is not None else None) for c in o.outputs] for o in outs]
+
+    def run(self, prompts: Sequence[list[int]], params: Sequence[dict[str, Any]], seeds: Sequence[list[int]],
+            on_done: OnGroup) -> None:
+        if not prompts:
+            return
+        try:
+            for k, outputs in enumerate(self._generate(prompts, params)):
+                on_done(k, outputs)
+        except Exception:  # one bad request fails vLLM's whole call: retry prompt by prompt to charge it
+            for k in range(len(prompts)):
+                try:
+                    on_done(k, self._generate([prompts[k]], [params[k]])[0])
+                except Exception as e:
+                    on_done(k, e)
+
+    def close(self) -> None:
+        self.llm = None
+        gc.collect()
+        try:
+            import torch
+
+            torch.cuda.empty_cache()
+        except Exception:
+            pass
+
+
+# ---- the backend ---------------------------------------------------------------------------
 class VLLMBackend:
     def __init__(
         self,
@@ -159,22 +246,20 @@ class VLLMBackend:
         gpu_memory_utilization: float = 0.9,
         enable_prefix_caching: bool = True,
         regex_for_grammar: dict[str, str] | None = None,
+        engine: Engine | None = None,
+        tokenizer: Any = None,
     ):
-        try:
-            import vllm  # heavy, GPU-only: imported only when this backend is chosen
-        except Exception as e:  # ImportError, or a CUDA/driver error raised while importing
-            raise VLLMUnavailableError(
-                f"vllm is not installed or cannot run here (it needs a CUDA GPU): {type(e).__name__}: {e}. "
-                "Install vllm on a GPU machine, or use hf/... (transformers) or llamacpp/... instead") from e
-        self._vllm = vllm
+        """vLLM in this process, or (`engine`, with the model's `tokenizer` loaded here) an engine elsewhere."""
         self.name = model
         self.context_length = int(context_length)
         self.regex_for_grammar = dict(regex_for_grammar or {})
-        self.llm = vllm.LLM(model=model, max_model_len=self.context_length, tensor_parallel_size=tensor_parallel_size,
-                            gpu_memory_utilization=gpu_memory_utilization,
-                            enable_prefix_caching=enable_prefix_caching, max_logprobs=TOP_LOGPROBS)
+        if engine is None:
+            engine = InProcessEngine(model, self.context_length, tensor_parallel_size, gpu_memory_utilization,
+                                     enable_prefix_caching)
+            tokenizer = engine.llm.get_tokenizer()
+        self.engine: Engine = engine
         self.model_id = f"vllm/{model}@{weights_identity(model)}"
-        self.tokenizer = self.llm.get_tokenizer()
+        self.tokenizer = tokenizer
         self._digit_ids = rating_digit_ids(lambda s: self.tokenizer.encode(s, add_special_tokens=False))
         self._warned_grammar = False
 
@@ -191,7 +276,7 @@ class VLLMBackend:
     def _decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=True)
 
-    def _sampling_params(self, request: GenerationRequest, n: int, seed: int) -> Any:
+    def _sampling_kwargs(self, request: GenerationRequest, n: int, seed: int) -> dict[str, Any]:
         p = request.params
         kwargs: dict[str, Any] = dict(n=n, temperature=p.temperature, top_p=p.top_p, max_tokens=p.max_tokens,
                                       seed=seed, stop=list(p.stop) or None,
@@ -199,15 +284,24 @@ class VLLMBackend:
         if request.grammar:
             regex = self.regex_for_grammar.get(request.grammar)
             if regex is not None:
-                kwargs.update(_structured_regex(regex))
+                kwargs["structured_outputs"] = {"regex": regex}
             elif not self._warned_grammar:
                 self._warned_grammar = True
                 log.warning("vllm backend: no regex for a request grammar (regex_for_grammar); output unconstrained")
-        return self._vllm.SamplingParams(**kwargs)
+        return kwargs
 
     def generate(self, requests: Sequence[GenerationRequest], on_result: OnResult | None = None) -> list[Generation]:
+        """Every request in one engine run; each answer is reported the moment its prompt's outputs are back
+        (answers still needing the rating probe, after one more run)."""
         started = time.perf_counter()
         results: list[Generation | None] = [None] * len(requests)
+        reported: set[int] = set()
+
+        def report(i: int) -> None:
+            if on_result and results[i] is not None and i not in reported:
+                reported.add(i)
+                on_result(i, results[i])  # type: ignore[arg-type]
+
         prompts: dict[int, list[int]] = {}
         for i, r in enumerate(requests):
             try:
@@ -220,54 +314,57 @@ class VLLMBackend:
                     prompts[i] = ids
             except Exception as e:
                 results[i] = Generation(text=None, error=f"{type(e).__name__}: {e}")
+            report(i)
         groups = group_samples(requests, list(prompts))
-        try:
-            outputs = self._run(requests, prompts, groups)
-        except Exception:  # one bad request fails vLLM's whole call: retry group by group to charge it
-            outputs = []
-            for g in groups:
-                try:
-                    outputs.extend(self._run(requests, prompts, [g]))
-                except Exception as e:
-                    outputs.append([e] * g.n)
-        per_request = map_outputs(groups, outputs, len(requests))
-        elapsed = (time.perf_counter() - started) / max(1, len(requests))
         needs_readout: list[int] = []
-        for i in prompts:
-            out = per_request[i]
-            if out is None or isinstance(out, Exception):
-                results[i] = Generation(text=None, prompt_tokens=len(prompts[i]), error=f"{type(out).__name__}: {out}")
-                continue
-            probs = None
-            if requests[i].rating_probs:
-                top = [{k: v.logprob for k, v in d.items()} if d else None for d in (out.logprobs or [])]
-                probs = rating_from_logprobs(list(out.token_ids), top, self._digit_ids, self._decode)
-                if probs is None:
+
+        def done(k: int, outputs: list[Completion] | Exception) -> None:
+            group = groups[k]
+            if not isinstance(outputs, Exception) and len(outputs) < group.n:
+                outputs = ValueError(f"expected {group.n} outputs, got {len(outputs)}")
+            elapsed = (time.perf_counter() - started) / max(1, len(requests))
+            for i, j in group.members:
+                if isinstance(outputs, Exception):
+                    results[i] = Generation(text=None, prompt_tokens=len(prompts[i]),
+                                            error=f"{type(outputs).__name__}: {outputs}")
+                    report(i)
+                    continue
+                out = outputs[j]
+                probs = None
+                if requests[i].rating_probs:
+                    probs = rating_from_logprobs(out.token_ids, out.logprobs or [], self._digit_ids, self._decode)
+                results[i] = Generation(
+                    text=out.text, prompt_tokens=len(prompts[i]), completion_tokens=len(out.token_ids),
+                    latency_s=elapsed, finish_reason=out.finish_reason,
+                    rating_probs=probs[0] if probs else None, digit_mass=probs[1] if probs else None)
+                if requests[i].rating_probs and probs is None:
                     needs_readout.append(i)
-            results[i] = Generation(
-                text=out.text, prompt_tokens=len(prompts[i]), completion_tokens=len(out.token_ids),
-                latency_s=elapsed, finish_reason=out.finish_reason,
-                rating_probs=probs[0] if probs else None, digit_mass=probs[1] if probs else None)
+                else:
+                    report(i)
+
+        self.engine.run([prompts[g.first] for g in groups],
+                        [self._sampling_kwargs(requests[g.first], g.n, g.seed) for g in groups],
+                        [self._output_seeds(requests, g) for g in groups], done)
         if needs_readout:
             self._read_ratings(requests, needs_readout, prompts, results)
         final = [g if g is not None else Generation(text=None, error="not run") for g in results]
-        if on_result:
-            for i, generation in enumerate(final):
-                on_result(i, generation)
+        results[:] = final
+        for i in range(len(final)):
+            report(i)
         return final
 
-    def _run(self, requests: Sequence[GenerationRequest], prompts: dict[int, list[int]],
-             groups: Sequence[SampleGroup]) -> list[list[Any]]:
-        if not groups:
-            return []
-        outs = self.llm.generate(
-            [{"prompt_token_ids": prompts[g.first]} for g in groups],
-            [self._sampling_params(requests[g.first], g.n, g.seed) for g in groups], use_tqdm=False)
-        return [list(o.outputs) for o in outs]
+    @staticmethod
+    def _output_seeds(requests: Sequence[GenerationRequest], group: SampleGroup) -> list[int]:
+        """Each output's own seed: that of the sample it becomes (`GenerationRequest.sample_seed`)."""
+        seeds = [group.seed] * group.n
+        for i, j in group.members:
+            if requests[i].params.temperature > 0:
+                seeds[j] = requests[i].sample_seed()
+        return seeds
 
     def _read_ratings(self, requests: Sequence[GenerationRequest], indices: list[int], prompts: dict[int, list[int]],
                       results: list[Generation | None]) -> None:
-        """The rating probe (`prompts.rating.rating_probe`) of each answer at `indices`, in one vLLM call."""
+        """The rating probe (`prompts.rating.rating_probe`) of each answer at `indices`, in one engine run."""
         from dataclasses import replace
 
         answers = {i: g for i in indices if (g := results[i]) is not None}
@@ -282,15 +379,11 @@ class VLLMBackend:
 
     # ---- probes -------------------------------------------------------------------
     def probe(self, requests: Sequence[ProbeRequest], on_result: OnProbe | None = None) -> list[Probe]:
-        """Greedy 1-token calls on prompt + continuation, all in one vLLM call (see the module doc)."""
-        results = self._probe_many(requests)
-        if on_result:
-            for i, p in enumerate(results):
-                on_result(i, p)
-        return results
+        """Greedy 1-token calls on prompt + continuation, all in one engine run (see the module doc)."""
+        return self._probe_many(requests, on_result=on_result)
 
-    def _probe_many(self, requests: Sequence[ProbeRequest], prompts: Sequence[list[int]] | None = None
-                    ) -> list[Probe]:
+    def _probe_many(self, requests: Sequence[ProbeRequest], prompts: Sequence[list[int]] | None = None,
+                    on_result: OnProbe | None = None) -> list[Probe]:
         started = time.perf_counter()
         results: list[Probe] = [Probe(probs=None, error="not run")] * len(requests)
         inputs: dict[int, tuple[list[int], list[int]]] = {}  # index -> (prompt + continuation tokens, candidate ids)
@@ -312,37 +405,32 @@ class VLLMBackend:
                 inputs[i] = (full, ids)
             except Exception as e:  # recorded, not raised
                 results[i] = Probe(probs=None, error=f"{type(e).__name__}: {e}")
-        if not inputs:
-            return results
-        params = self._vllm.SamplingParams(max_tokens=1, temperature=0.0, logprobs=TOP_LOGPROBS)
-        try:
-            outs = self.llm.generate([{"prompt_token_ids": full} for full, _ in inputs.values()], params,
-                                     use_tqdm=False)
-        except Exception as e:
-            for i in inputs:
-                results[i] = Probe(probs=None, error=f"{type(e).__name__}: {e}")
-            return results
-        elapsed = (time.perf_counter() - started) / len(inputs)
-        for (i, (full, ids)), o in zip(inputs.items(), outs):
-            lp = o.outputs[0].logprobs
-            dist = digit_distribution({k: v.logprob for k, v in lp[0].items()}, ids) if lp else None
-            if dist is None:
-                results[i] = Probe(probs=None, prompt_tokens=len(full), latency_s=elapsed, error=(
-                    f"{self.model_id}: none of the candidates {requests[i].candidates} is among the top "
-                    f"{TOP_LOGPROBS} next tokens (vLLM gives no more)"))
+                if on_result:
+                    on_result(i, results[i])
+        order = list(inputs)
+
+        def done(k: int, outputs: list[Completion] | Exception) -> None:
+            i = order[k]
+            full, ids = inputs[i]
+            elapsed = (time.perf_counter() - started) / len(inputs)
+            if isinstance(outputs, Exception):
+                results[i] = Probe(probs=None, error=f"{type(outputs).__name__}: {outputs}")
             else:
-                results[i] = Probe(probs=dist[0], mass=dist[1], prompt_tokens=len(full), latency_s=elapsed)
+                lp = outputs[0].logprobs if outputs else None
+                dist = digit_distribution(lp[0] or {}, ids) if lp else None
+                results[i] = Probe(probs=dist[0], mass=dist[1], prompt_tokens=len(full), latency_s=elapsed) if dist \
+                    else Probe(probs=None, prompt_tokens=len(full), latency_s=elapsed, error=(
+                        f"{self.model_id}: none of the candidates {requests[i].candidates} is among the top "
+                        f"{TOP_LOGPROBS} next tokens (vLLM gives no more)"))
+            if on_result:
+                on_result(i, results[i])
+
+        greedy = dict(n=1, max_tokens=1, temperature=0.0, logprobs=TOP_LOGPROBS)
+        self.engine.run([inputs[i][0] for i in order], [greedy] * len(order), [[0]] * len(order), done)
         return results
 
     def close(self) -> None:
-        self.llm = None
-        gc.collect()
-        try:
-            import torch
-
-            torch.cuda.empty_cache()
-        except Exception:
-            pass
+        self.engine.close()
 
 
 def _structured_regex(regex: str) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..backends import BackendOptions, load_backend
+from ..backends import BackendOptions, load_backend, split_model
 from ..cache import CachedBackend, GenerationCache
 
 
@@ -64,6 +64,11 @@ def backend_options(cfg: EngineConfig) -> BackendOptions:
 
 def engine_backend(cfg: EngineConfig) -> Any:
     """`cfg.model` in this process, or (`--executor ray`) on a pool of Ray actors (backends/ray_pool.py)."""
+    if cfg.executor == "ray" and split_model(cfg.model)[0] == "vllm":  # Ray Data LLM's own vLLM engine
+        from ..backends.vllm_ray import ray_vllm_backend
+
+        return ray_vllm_backend(split_model(cfg.model)[1], backend_options(cfg), cfg.ray_address, cfg.ray_actors,
+                                cfg.ray_gpus)
     if cfg.executor == "ray":
         from ..backends.ray_pool import RayBackend
 
