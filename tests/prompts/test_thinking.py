@@ -158,7 +158,8 @@ def test_predict_cli_keeps_thinking_apart(reasoning_server: _ReasoningServer, sm
         assert "think" not in row["reasoning"].lower() and "Hmm" not in row["reasoning"]
         assert row["thinking"] == f"{SERVER_THINKING}\n\n{THINK}"
     ledger = json.loads((out / "run.json").read_text())["ledger"]
-    assert ledger["thinking_chars"] == 3 * (len(SERVER_THINKING) + len(THINK))
+    # the characters of the thinking as each record stores it (both parts, joined by a blank line)
+    assert ledger["thinking_chars"] == 3 * len(f"{SERVER_THINKING}\n\n{THINK}")
     assert ledger["completion_tokens"] == 3 * 40
 
 

@@ -73,7 +73,7 @@ def run_distill_sample(cfg: DistillSampleConfig, out: Path, on_result: ResultHoo
             "format_ok": parsed.format_ok, "raw": generation.text,
             "status": "ok" if generation.ok else "failed", "error": generation.error,
             "probs": list(generation.rating_probs) if generation.rating_probs is not None else None,
-            **({"thinking": thinking} if (thinking := thinking_of(parsed, generation)) else {}),
+            **({"thinking": thinking} if (thinking := thinking_of(generation)) else {}),
         })
     store = RunStore(out)
     store.write_examples(fitted)

@@ -93,10 +93,12 @@ def sample_rating(parsed: ParsedAnswer, generation: Generation, force: bool) -> 
     return None, None
 
 
-def thinking_of(parsed: ParsedAnswer, generation: Generation) -> str | None:
+def thinking_of(generation: Generation) -> str | None:
     """A reasoning model's thinking: what the server returned apart (`reasoning_content`) and the
-    `<think>` block of the text, or None for a model that does not think aloud."""
-    parts = [t for t in (generation.thinking, parsed.thinking) if t]
+    `<think>` block of the text (which the parsers leave out of the answer), or None for a model that does
+    not think aloud. One definition for predictions, distillation samples and Rec-SAVER candidates."""
+    in_text = split_thinking(generation.text)[0] if generation.text else None
+    parts = [t for t in (generation.thinking, in_text) if t]
     return "\n\n".join(parts) if parts else None
 
 
@@ -123,7 +125,7 @@ def aggregate(example: Example, parsed: list[ParsedAnswer], generations: list[Ge
         example_id=example.example_id, rating_true=example.rating, rating_pred=rating, probs=probs,
         reasoning=first.reasoning, raw=generations[0].text if generations[0].text is not None else None,
         rating_source=None if rating is None else ("parsed" if sources == {"parsed"} else "forced"),
-        thinking=thinking_of(first, generations[0]),
+        thinking=thinking_of(generations[0]),
     )
 
 
@@ -154,8 +156,7 @@ def quality_warnings(cfg: PredictConfig, predictions: Sequence[Prediction], form
 
 
 def _thinking_chars(generation: Generation) -> int:
-    in_text = split_thinking(generation.text)[0] if generation.text else None
-    return len(generation.thinking or "") + len(in_text or "")
+    return len(thinking_of(generation) or "")
 
 
 def ledger(generations: Sequence[Generation], wall_s: float, hits: int, misses: int,

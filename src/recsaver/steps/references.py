@@ -33,19 +33,11 @@ from ..metrics.verification_audit import audit, mode_summary, rebuild_row
 from ..prompts import PromptBuilder, PromptOptions, explanation_grammar, parse_answer, parse_explanation
 from ..prompts.grammar import rating_grammar
 from ..prompts.leakage import Scrubber
-from ..prompts.parse import split_thinking
 from ..prompts.rating import rating_probe
 from ..store import DataStore, RunStore
 from .engine import cached_backend
-from .predict import ledger, load_split
+from .predict import ledger, load_split, thinking_of
 from .runs import write_run
-
-
-def thinking_field(g: Generation) -> dict[str, str]:
-    """{"thinking": ...} for a reasoning model's explanation (its `reasoning_content` and `<think>` block, which
-    parse_explanation already left out of `text`), else {}: other models' rows stay as they were."""
-    parts = [t for t in (g.thinking, split_thinking(g.text)[0] if g.text else None) if t]
-    return {"thinking": "\n\n".join(parts)} if parts else {}
 
 
 def negative_targets(gold: int, distance: int, count: int) -> list[int]:
@@ -130,10 +122,12 @@ class ReferenceGenerator:
         for n, (g, t) in enumerate(zip(explanations, targets)):
             text = parse_explanation(g.text) if g.ok else None
             result = self.scrubber.scrub(text)
+            thinking = thinking_of(g)  # kept apart: never in text, never scrubbed, verified or pooled
             candidates.append({"target": t, "negative": n >= self.cfg.samples, "text": text,
                                "scrubbed_text": result.text, "removed_sentences": list(result.removed),
                                "error": g.error, "status": "failed" if g.error else "ok", "verify_rating": None,
-                               "verify_probs": None, "verify_mass": None, "kept": False, **thinking_field(g)})
+                               "verify_probs": None, "verify_mass": None, "kept": False,
+                               **({"thinking": thinking} if thinking else {})})
         return candidates
 
     def _verify(self, example: Example, candidates: list[dict[str, Any]]) -> dict[str, Any]:
