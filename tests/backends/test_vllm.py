@@ -20,7 +20,6 @@ from recsaver.backends.vllm import (
     digit_distribution,
     group_samples,
     header_position,
-    map_outputs,
     rating_from_logprobs,
 )
 
@@ -65,27 +64,21 @@ def test_greedy_samples_are_run_once_and_shared():
     reqs = [req("a", params=greedy, sample_index=i) for i in range(4)]
     (g,) = group_samples(reqs)
     assert g.n == 1 and g.members == [(i, 0) for i in range(4)]
-    assert map_outputs([g], [["only"]], 4) == ["only"] * 4
 
 
-def test_group_only_the_given_indices_and_map_back():
+def test_group_only_the_given_indices():
     reqs = [req("a", params=SAMPLED, sample_index=i) for i in range(3)] + [req("b", params=SAMPLED)]
     groups = group_samples(reqs, indices=[0, 2, 3])  # request 1 was, say, too long
     assert [(g.first, g.n, sorted(g.members)) for g in groups] == [(0, 2, [(0, 0), (2, 1)]), (3, 1, [(3, 0)])]
-    out = map_outputs(groups, [["a0", "a2"], ["b0"]], len(reqs))
-    assert out == ["a0", None, "a2", "b0"]
-    with pytest.raises(ValueError, match="expected 2 outputs"):
-        map_outputs(groups, [["a0"], ["b0"]], len(reqs))
 
 
-def test_map_outputs_round_trip_with_many_groups():
+def test_each_sample_takes_the_output_of_its_rank_in_its_group():
     reqs = [req(p, params=SAMPLED, sample_index=s) for s in (3, 1, 0) for p in ("x", "y", "z")]
     groups = group_samples(reqs)
-    outputs = [[f"{reqs[g.first].messages[0][1]}#{j}" for j in range(g.n)] for g in groups]
-    mapped = map_outputs(groups, outputs, len(reqs))
     rank = {0: 0, 1: 1, 3: 2}
-    assert mapped == [f"{r.messages[0][1]}#{rank[r.sample_index]}" for r in reqs]
     assert all(isinstance(g, SampleGroup) and g.n == 3 for g in groups)
+    taken = sorted((i, j) for g in groups for i, j in g.members)
+    assert taken == [(i, rank[r.sample_index]) for i, r in enumerate(reqs)]
 
 
 # ---- digit probabilities from top logprobs -----------------------------------------------

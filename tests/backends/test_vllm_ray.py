@@ -132,32 +132,42 @@ def ask(text: str, **kwargs: Any) -> GenerationRequest:
 
 
 GREEDY = SamplingParams(temperature=0.0, max_tokens=12)
+HOT = SamplingParams(temperature=1.0, max_tokens=8, seed=3)
 RATE = "Rate this product from 1 to 5. Answer with the rating only, as 'Rating: N'."
+# One engine run for most checks: each run of a Ray Data pipeline starts its engine actor (a model load).
+REQUESTS = [ask("Name a fruit.", params=GREEDY), ask("What is 2 + 2?", params=GREEDY),
+            ask("Name a fruit.", params=GREEDY, sample_index=3),
+            ask(RATE, params=SamplingParams(temperature=0.0, max_tokens=8), rating_probs=True),
+            *[ask("Say a word.", params=HOT, sample_index=i) for i in range(3)]]
+
+
+@pytest.fixture(scope="module")
+def answered(on_ray: Any) -> tuple[list[Any], list[int]]:
+    streamed: list[int] = []
+    return on_ray.generate(REQUESTS, on_result=lambda i, g: streamed.append(i)), streamed
 
 
 @pytest.mark.slow
-def test_greedy_answers_equal_the_local_hf_backend_and_stream_per_prompt(on_ray: Any, smol_dir: Path) -> None:
+def test_greedy_answers_equal_the_local_hf_backend_and_stream_per_prompt(answered: Any, on_ray: Any,
+                                                                         smol_dir: Path) -> None:
     from recsaver.backends.hf import HFBackend
 
-    requests = [ask("Name a fruit."), ask("What is 2 + 2?"), ask("Name a fruit.", sample_index=3)]
-    streamed: list[int] = []
-    got = on_ray.generate([GenerationRequest(**{**r.__dict__, "params": GREEDY}) for r in requests],
-                          on_result=lambda i, g: streamed.append(i))
+    got, streamed = answered
+    assert all(g.ok for g in got), [g.error for g in got]
     local = HFBackend(str(smol_dir), device="cpu", num_threads=1)
     try:
-        want = local.generate([GenerationRequest(**{**r.__dict__, "params": GREEDY}) for r in requests])
+        want = local.generate(REQUESTS[:3])
     finally:
         local.close()
-    assert all(g.ok for g in got), [g.error for g in got]
-    assert [g.text for g in got] == [w.text for w in want]
+    assert [g.text for g in got[:3]] == [w.text for w in want]
     assert got[0].text == got[2].text  # greedy samples of one prompt share one answer
-    assert sorted(streamed) == [0, 1, 2]
+    assert sorted(streamed) == list(range(len(REQUESTS)))  # each reported once
     assert on_ray.model_id.startswith(f"vllm/{smol_dir}@sha256:")
 
 
 @pytest.mark.slow
-def test_rating_probs_and_probes_come_from_the_top_logprobs(on_ray: Any) -> None:
-    rated = on_ray.generate([ask(RATE, params=SamplingParams(temperature=0.0, max_tokens=8), rating_probs=True)])[0]
+def test_rating_probs_and_probes_come_from_the_top_logprobs(answered: Any, on_ray: Any) -> None:
+    rated = answered[0][3]
     assert rated.ok and rated.rating_probs is not None, rated
     assert math.isclose(sum(rated.rating_probs), 1.0, abs_tol=1e-9) and 0 < rated.digit_mass <= 1
     probe = on_ray.probe([ProbeRequest.from_request(ask(RATE), "Rating: ", ("1", "2", "3", "4", "5"))])[0]
@@ -165,10 +175,9 @@ def test_rating_probs_and_probes_come_from_the_top_logprobs(on_ray: Any) -> None
 
 
 @pytest.mark.slow
-def test_sampled_outputs_follow_their_own_seeds(on_ray: Any) -> None:
-    hot = SamplingParams(temperature=1.0, max_tokens=8, seed=3)
-    first = on_ray.generate([ask("Say a word.", params=hot, sample_index=i) for i in range(3)])
-    again = on_ray.generate([ask("Say a word.", params=hot, sample_index=i) for i in (2, 0)])
+def test_sampled_outputs_follow_their_own_seeds(answered: Any, on_ray: Any) -> None:
+    first = answered[0][4:]
+    again = on_ray.generate([ask("Say a word.", params=HOT, sample_index=i) for i in (2, 0)])
     assert [g.text for g in again] == [first[2].text, first[0].text]  # a sample's seed is its own
     assert len({g.text for g in first}) > 1
 
@@ -180,3 +189,8 @@ def test_ray_data_llm_builds_its_vllm_processor_from_our_config(on_ray: Any, smo
     assert not config.chat_template_stage and not config.tokenize_stage and not config.detokenize_stage
     assert config.engine_kwargs["max_logprobs"] == 20 and config.engine_kwargs["max_model_len"] == 2048
 
+
+
+def test_a_cluster_without_gpus_is_refused_at_once(on_ray: Any, smol_dir: Path) -> None:
+    with pytest.raises(ValueError, match="needs GPU nodes: the Ray cluster at local has 0 GPU"):
+        ray_vllm_backend(str(smol_dir), BackendOptions(n_ctx=2048), "local", None, 1.0)

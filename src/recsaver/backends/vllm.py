@@ -1,12 +1,11 @@
-"""In-process vLLM (`vllm.LLM`): GPU serving with prefix caching and internal batching.
+"""vLLM (`vllm/...`): GPU serving with prefix caching and internal batching.
 
-vllm is imported only inside `VLLMBackend.__init__`; it needs a CUDA GPU (it does not
-import on CPU-only machines here), so a clear `VLLMUnavailableError` is raised where it is
-missing. The pure logic (grouping the M samples of one prompt into one ``n=M`` call and
-mapping the outputs back; reading P(1..5) from per-token top logprobs) lives in plain
-functions below and is tested without vllm.
+vllm is imported only when the in-process engine is made (backends/vllm_engine.py); it needs a CUDA GPU (it
+does not import on CPU-only machines here), so a clear `VLLMUnavailableError` is raised where it is
+missing. The pure logic (grouping the M samples of one prompt into one ``n=M`` call; reading P(1..5) from
+per-token top logprobs) lives in plain functions below and is tested without vllm.
 
-- All requests go to vLLM in one `llm.generate` call (prompts rendered with the
+- All requests go to vLLM in one engine run (prompts rendered with the
   tokenizer's chat template, as the hf backend does, and passed as token ids). Requests
   that differ only in `sample_index` share one ``SamplingParams(n=k, seed=...)``; sample i
   is the i-th of the group's sorted sample indices, so a sample is reproducible given the
@@ -30,27 +29,19 @@ functions below and is tested without vllm.
 
 from __future__ import annotations
 
-import gc
 import logging
 import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Any
 
 from ..prompts.rating import rating_probe
 from .base import Generation, GenerationRequest, OnProbe, OnResult, Probe, ProbeRequest
 from .hf import RATING_HEADER, candidate_token_ids, join_messages, rating_digit_ids, weights_identity
+from .vllm_engine import TOP_LOGPROBS, Completion, Engine, InProcessEngine, VLLMUnavailableError
 
 log = logging.getLogger(__name__)
-
-TOP_LOGPROBS = 20
-T = TypeVar("T")
-
-
-class VLLMUnavailableError(ImportError):
-    """vllm cannot be imported here (not installed, or no usable GPU)."""
-
 
 # ---- pure logic (no vllm) -------------------------------------------------------------
 @dataclass
@@ -92,17 +83,6 @@ def group_samples(requests: Sequence[GenerationRequest], indices: Sequence[int] 
         groups.append(SampleGroup(first, len(samples), requests[first].sample_seed(samples[0]),
                                   [(i, pos[requests[i].sample_index]) for i in members]))
     return groups
-
-
-def map_outputs(groups: Sequence[SampleGroup], outputs: Sequence[Sequence[T]], n_requests: int) -> list[T | None]:
-    """Spread each group's outputs back to its requests: `outputs[g][j]` goes to every member taking j."""
-    out: list[T | None] = [None] * n_requests
-    for group, outs in zip(groups, outputs):
-        if len(outs) < group.n:
-            raise ValueError(f"group of request {group.first} expected {group.n} outputs, got {len(outs)}")
-        for i, j in group.members:
-            out[i] = outs[j]
-    return out
 
 
 def digit_distribution(top_logprobs: dict[int, float], digit_ids: Sequence[int]
@@ -149,90 +129,6 @@ def rating_from_logprobs(token_ids: Sequence[int], top_logprobs: Sequence[dict[i
     t = header_position(token_ids, decode)
     top = top_logprobs[t] if t is not None and t < len(top_logprobs) else None
     return digit_distribution(top, digit_ids) if top is not None else None
-
-
-# ---- engines -------------------------------------------------------------------------------
-@dataclass
-class Completion:
-    """One output of an engine call: the text, its token ids, and (when asked) each token's top logprobs."""
-
-    text: str
-    token_ids: list[int]
-    logprobs: list[dict[int, float] | None] | None = None
-    finish_reason: str | None = None
-
-
-OnGroup = Callable[[int, "list[Completion] | Exception"], None]
-
-
-class Engine(Protocol):
-    def run(self, prompts: Sequence[list[int]], params: Sequence[dict[str, Any]], seeds: Sequence[list[int]],
-            on_done: OnGroup) -> None:
-        """Run prompt k with SamplingParams kwargs `params[k]` (``n`` outputs; `seeds[k]` is each output's own
-        seed, for engines that run the outputs one by one) and call `on_done(k, outputs or the error)` once per
-        prompt, as each finishes."""
-
-    def close(self) -> None: ...
-
-
-def import_vllm() -> Any:
-    try:
-        import vllm  # heavy, GPU-only: imported only when this backend is chosen
-
-        return vllm
-    except Exception as e:  # ImportError, or a CUDA/driver error raised while importing
-        raise VLLMUnavailableError(
-            f"vllm is not installed or cannot run here (it needs a CUDA GPU): {type(e).__name__}: {e}. "
-            "Install vllm on a GPU machine, or use hf/... (transformers) or llamacpp/... instead") from e
-
-
-def sampling_params(vllm: Any, kwargs: dict[str, Any]) -> Any:
-    """`vllm.SamplingParams` of our kwargs (a ``structured_outputs`` dict becomes vLLM's regex constraint)."""
-    kwargs = dict(kwargs)
-    constraint = kwargs.pop("structured_outputs", None)
-    return vllm.SamplingParams(**kwargs, **(_structured_regex(constraint["regex"]) if constraint else {}))
-
-
-class InProcessEngine:
-    """`vllm.LLM` in this process: every prompt in one `generate` call (vLLM batches them itself)."""
-
-    def __init__(self, model: str, context_length: int, tensor_parallel_size: int, gpu_memory_utilization: float,
-                 enable_prefix_caching: bool):
-        self.vllm = import_vllm()
-        self.llm = self.vllm.LLM(model=model, max_model_len=context_length, tensor_parallel_size=tensor_parallel_size,
-                                 gpu_memory_utilization=gpu_memory_utilization,
-                                 enable_prefix_caching=enable_prefix_caching, max_logprobs=TOP_LOGPROBS)
-
-    def _generate(self, prompts: Sequence[list[int]], params: Sequence[dict[str, Any]]) -> list[list[Completion]]:
-        outs = self.llm.generate([{"prompt_token_ids": p} for p in prompts],
-                                 [sampling_params(self.vllm, kw) for kw in params], use_tqdm=False)
-        return [[Completion(text=c.text, token_ids=list(c.token_ids), finish_reason=c.finish_reason,
-                            logprobs=[{k: v.logprob for k, v in d.items()} if d else None for d in c.logprobs]
-                            if c.logprobs is not None else None) for c in o.outputs] for o in outs]
-
-    def run(self, prompts: Sequence[list[int]], params: Sequence[dict[str, Any]], seeds: Sequence[list[int]],
-            on_done: OnGroup) -> None:
-        if not prompts:
-            return
-        try:
-            for k, outputs in enumerate(self._generate(prompts, params)):
-                on_done(k, outputs)
-        except Exception:  # one bad request fails vLLM's whole call: retry prompt by prompt to charge it
-            for k in range(len(prompts)):
-                try:
-                    on_done(k, self._generate([prompts[k]], [params[k]])[0])
-                except Exception as e:
-                    on_done(k, e)
-
-    def close(self) -> None:
-        self.llm = None
-        gc.collect()
-        try:
-            import torch
-
-            torch.cuda.empty_cache()
-        except Exception:
-            pass
 
 
 # ---- the backend ---------------------------------------------------------------------------
@@ -433,13 +329,5 @@ class VLLMBackend:
         self.engine.close()
 
 
-def _structured_regex(regex: str) -> dict[str, Any]:
-    """SamplingParams kwargs constraining output to `regex`, for new (structured outputs) and old vLLM."""
-    try:
-        from vllm.sampling_params import StructuredOutputsParams
-
-        return {"structured_outputs": StructuredOutputsParams(regex=regex)}
-    except ImportError:
-        from vllm.sampling_params import GuidedDecodingParams
-
-        return {"guided_decoding": GuidedDecodingParams(regex=regex)}
+__all__ = ["TOP_LOGPROBS", "Completion", "Engine", "VLLMBackend", "VLLMUnavailableError", "SampleGroup",
+           "digit_distribution", "group_samples", "header_position", "rating_from_logprobs"]

@@ -29,7 +29,8 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from . import BackendOptions
-from .vllm import TOP_LOGPROBS, Completion, OnGroup, VLLMBackend
+from .vllm import VLLMBackend
+from .vllm_engine import TOP_LOGPROBS, Completion, OnGroup
 
 ProcessorFn = Callable[[Any], Any]  # a Ray Dataset of request rows -> the Dataset of answered rows
 
@@ -160,14 +161,17 @@ def ray_vllm_backend(model: str, options: BackendOptions, address: str, replicas
     extra = dict(options.extra)
     owns = connect(address)
     try:
-        if replicas is None:
+        if processor is None:
             import ray
 
             per = max(1, int(extra.get("tensor_parallel_size", 1)))
-            replicas = max(1, int(ray.cluster_resources().get("GPU", 0) // per))
+            fit = int(ray.cluster_resources().get("GPU", 0) // per)
+            if fit < 1:  # Ray Data would wait for a GPU node forever: say so now
+                raise ValueError(f"vllm/{model} under --executor ray needs GPU nodes: the Ray cluster at {address} "
+                                 f"has {ray.cluster_resources().get('GPU', 0):g} GPU(s) for replicas of {per}. Use "
+                                 "llamacpp/... or hf/... on CPU nodes")
+            processor = vllm_processor(model, options.n_ctx, replicas or fit, gpus, extra)
         tokenizer = AutoTokenizer.from_pretrained(model)
-        if processor is None:
-            processor = vllm_processor(model, options.n_ctx, replicas, gpus, extra)
     except Exception:
         if owns:
             import ray
