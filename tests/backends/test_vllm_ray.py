@@ -70,6 +70,27 @@ def test_rows_in_any_order_are_reported_per_prompt_and_failures_stay_failures() 
     assert set(seen) == {0, 1, 2, 3}
 
 
+def test_a_pipeline_error_fails_the_prompts_left_and_a_callers_error_is_raised(on_ray: Any) -> None:
+    from recsaver.backends.vllm_ray import RayDataEngine  # on_ray: the Ray instance `ray.data.from_items` needs
+
+    class Rows:  # what `processor(ds)` returns: rows, then the pipeline dies
+        def iter_rows(self) -> Any:
+            yield {"group": 0, "output": 0, "generated_tokens": [1], "logprobs": None}
+            raise ConnectionError("node lost")
+
+    seen: dict[int, Any] = {}
+    engine = RayDataEngine(lambda ds: Rows(), decode=str)
+    engine.run([[1], [2]], [{"n": 1, "max_tokens": 4}] * 2, [[0], [0]], lambda k, o: seen.__setitem__(k, o))
+    assert [c.token_ids for c in seen[0]] == [[1]]
+    assert isinstance(seen[1], RuntimeError) and "ConnectionError: node lost" in str(seen[1])
+
+    def full_disk(k: int, outputs: Any) -> None:
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        engine.run([[1]], [{"n": 1, "max_tokens": 4}], [[0]], full_disk)
+
+
 # ---- a real Ray cluster and Ray Data pipeline ---------------------------------------------------------
 @pytest.fixture(scope="module")
 def smol_dir() -> Path:
@@ -120,7 +141,7 @@ def transformers_stage(model_dir: str) -> Any:
 
 @pytest.fixture(scope="module")
 def on_ray(smol_dir: Path) -> Iterator[Any]:
-    backend = ray_vllm_backend(str(smol_dir), BackendOptions(n_ctx=2048), "local", 1, 0.0,
+    backend = ray_vllm_backend(str(smol_dir), BackendOptions(n_ctx=2048), "local", 1,
                                processor=transformers_stage(str(smol_dir)))
     yield backend
     backend.close()
@@ -183,7 +204,7 @@ def test_sampled_outputs_follow_their_own_seeds(answered: Any, on_ray: Any) -> N
 
 
 def test_ray_data_llm_builds_its_vllm_processor_from_our_config(on_ray: Any, smol_dir: Path) -> None:
-    processor = vllm_processor(str(smol_dir), 2048, replicas=1, gpus=1.0, extra={"ray_batch_size": 8})
+    processor = vllm_processor(str(smol_dir), 2048, replicas=1, extra={"ray_batch_size": 8})
     config = processor.config
     assert config.concurrency == 1 and config.batch_size == 8 and config.should_continue_on_error
     assert not config.chat_template_stage and not config.tokenize_stage and not config.detokenize_stage
@@ -193,4 +214,4 @@ def test_ray_data_llm_builds_its_vllm_processor_from_our_config(on_ray: Any, smo
 
 def test_a_cluster_without_gpus_is_refused_at_once(on_ray: Any, smol_dir: Path) -> None:
     with pytest.raises(ValueError, match="needs GPU nodes: the Ray cluster at local has 0 GPU"):
-        ray_vllm_backend(str(smol_dir), BackendOptions(n_ctx=2048), "local", None, 1.0)
+        ray_vllm_backend(str(smol_dir), BackendOptions(n_ctx=2048), "local", None)

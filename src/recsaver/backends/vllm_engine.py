@@ -83,14 +83,16 @@ class InProcessEngine:
         if not prompts:
             return
         try:
-            for k, outputs in enumerate(self._generate(prompts, params)):
-                on_done(k, outputs)
+            outputs: list[list[Completion] | Exception] = list(self._generate(prompts, params))
         except Exception:  # one bad request fails vLLM's whole call: retry prompt by prompt to charge it
+            outputs = []
             for k in range(len(prompts)):
                 try:
-                    on_done(k, self._generate([prompts[k]], [params[k]])[0])
+                    outputs.append(self._generate([prompts[k]], [params[k]])[0])
                 except Exception as e:
-                    on_done(k, e)
+                    outputs.append(e)
+        for k, out in enumerate(outputs):  # outside the try: an error of the caller's is the caller's
+            on_done(k, out)
 
     def close(self) -> None:
         self.llm = None

@@ -98,6 +98,10 @@ def collect(rows: Iterable[dict[str, Any]], wanted: Sequence[int], decode: Calla
             on_done(k, RuntimeError(f"vLLM on Ray returned {len(got.get(k, {}))} of {wanted[k]} outputs"))
 
 
+class _CallerError(Exception):
+    """Carries an exception raised by `on_done` out of the pipeline loop, apart from the pipeline's own."""
+
+
 class RayDataEngine:
     """The `backends/vllm.Engine` contract over a Ray Data LLM processor (see the module docstring)."""
 
@@ -115,16 +119,21 @@ class RayDataEngine:
 
         def once(k: int, outputs: list[Completion] | Exception) -> None:
             seen.add(k)
-            on_done(k, outputs)
+            try:
+                on_done(k, outputs)
+            except Exception as e:  # the caller's error (e.g. its cache): raised as it is, never charged to vLLM
+                raise _CallerError() from e
 
         try:
             answered = self.processor(ray.data.from_items(rows)).iter_rows()
             collect(answered, [int(p.get("n", 1)) for p in params], self.decode,
                     [int(p.get("max_tokens") or 0) or 1 << 30 for p in params], once)
+        except _CallerError as e:
+            raise e.__cause__ from None  # type: ignore[misc]
         except Exception as e:  # the pipeline itself failed: every prompt not yet reported fails with it
             for k in range(len(prompts)):
                 if k not in seen:
-                    once(k, RuntimeError(f"vLLM on Ray: {type(e).__name__}: {e}"))
+                    on_done(k, RuntimeError(f"vLLM on Ray: {type(e).__name__}: {e}"))
 
     def close(self) -> None:
         if self.owns_connection:
@@ -134,8 +143,9 @@ class RayDataEngine:
             self.owns_connection = False
 
 
-def vllm_processor(model: str, context_length: int, replicas: int, gpus: float, extra: dict[str, Any]) -> ProcessorFn:
-    """Ray Data LLM's vLLM processor for our rows: token ids in, tokens and top logprobs out, errors kept."""
+def vllm_processor(model: str, context_length: int, replicas: int, extra: dict[str, Any]) -> ProcessorFn:
+    """Ray Data LLM's vLLM processor for our rows: token ids in, tokens and top logprobs out, errors kept. Each
+    replica takes `tensor_parallel_size` GPUs, placed by Ray Data LLM itself (so `--ray-gpus` does not apply)."""
     from ray.data.llm import build_processor, vLLMEngineProcessorConfig
 
     engine_kwargs = dict(max_model_len=context_length, enable_prefix_caching=True, max_logprobs=TOP_LOGPROBS,
@@ -146,11 +156,10 @@ def vllm_processor(model: str, context_length: int, replicas: int, gpus: float, 
         batch_size=int(extra.get("ray_batch_size", 64)), chat_template_stage=False, tokenize_stage=False,
         detokenize_stage=False, should_continue_on_error=True, log_engine_metrics=False,
         **({"accelerator_type": extra["accelerator_type"]} if extra.get("accelerator_type") else {}))
-    del gpus  # each replica takes tensor_parallel_size GPUs: Ray Data LLM places them itself
     return build_processor(config)
 
 
-def ray_vllm_backend(model: str, options: BackendOptions, address: str, replicas: int | None, gpus: float,
+def ray_vllm_backend(model: str, options: BackendOptions, address: str, replicas: int | None,
                      processor: ProcessorFn | None = None) -> VLLMBackend:
     """A `VLLMBackend` whose engine is vLLM on the Ray cluster at `address` (`--executor ray`), its tokenizer
     loaded here. `processor` replaces Ray Data LLM's vLLM stage (tests: a stage of the same row contract)."""
@@ -170,7 +179,7 @@ def ray_vllm_backend(model: str, options: BackendOptions, address: str, replicas
                 raise ValueError(f"vllm/{model} under --executor ray needs GPU nodes: the Ray cluster at {address} "
                                  f"has {ray.cluster_resources().get('GPU', 0):g} GPU(s) for replicas of {per}. Use "
                                  "llamacpp/... or hf/... on CPU nodes")
-            processor = vllm_processor(model, options.n_ctx, replicas or fit, gpus, extra)
+            processor = vllm_processor(model, options.n_ctx, replicas or fit, extra)
         tokenizer = AutoTokenizer.from_pretrained(model)
     except Exception:
         if owns:

@@ -67,8 +67,7 @@ def engine_backend(cfg: EngineConfig) -> Any:
     if cfg.executor == "ray" and split_model(cfg.model)[0] == "vllm":  # Ray Data LLM's own vLLM engine
         from ..backends.vllm_ray import ray_vllm_backend
 
-        return ray_vllm_backend(split_model(cfg.model)[1], backend_options(cfg), cfg.ray_address, cfg.ray_actors,
-                                cfg.ray_gpus)
+        return ray_vllm_backend(split_model(cfg.model)[1], backend_options(cfg), cfg.ray_address, cfg.ray_actors)
     if cfg.executor == "ray":
         from ..backends.ray_pool import RayBackend
 
