@@ -59,9 +59,7 @@ def request_rows(prompts: Sequence[list[int]], params: Sequence[dict[str, Any]],
         n = int(kwargs.get("n", 1))
         for j in range(n):
             sampling = {key: v for key, v in kwargs.items() if v is not None}
-            sampling.update(n=1, seed=int(seeds[k][j]) if j < len(seeds[k]) else kwargs.get("seed"))
-            if sampling["seed"] is None:
-                del sampling["seed"]
+            sampling.update(n=1, seed=int(seeds[k][j]))
             rows.append({"group": k, "output": j, "tokenized_prompt": list(ids), "sampling_params": sampling})
     return rows
 
