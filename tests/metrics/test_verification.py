@@ -94,3 +94,24 @@ def test_faithfulness_and_audit() -> None:
     assert set(a["modes"]) == {"none", "exact", "1-off", "calibrated", "calibrated-1-off", "prob:0.25", "prob:0.5"}
     old = [{"rating": 4, "candidates": [{"text": "t", "scrubbed_text": "t", "verify_rating": 4, "status": "ok"}]}]
     assert set(audit(old)["modes"]) == {"none", "exact", "1-off"} and audit(old)["faithfulness"] is None
+    assert "calibrated" not in f  # no row has the judge's content-free P(1..5)
+
+
+def test_faithfulness_calibrated_divides_out_the_judges_prior() -> None:
+    # The judge reads 3 into an explanation of a 1 (raw argmax 3), but its content-free reading leans to 3-5:
+    # 0.34/0.20 = 1.70 < 0.16/0.03 = 5.33, so calibrated it reads 1; the explanation of a 5 stays a 5.
+    free = [0.03, 0.04, 0.20, 0.40, 0.33]
+    rows = [{"rating": 1, "judge_content_free_probs": free, "candidates": [
+        {"target": 1, "status": "ok", "scrubbed_text": "t", "judge_probs": [0.16, 0.13, 0.34, 0.24, 0.13]},
+        {"target": 5, "negative": True, "status": "ok", "scrubbed_text": "t",
+         "judge_probs": [0.01, 0.01, 0.08, 0.30, 0.60]}]},
+        {"rating": 2, "candidates": [  # no content-free reading: in the raw figures only
+            {"target": 2, "status": "ok", "scrubbed_text": "t", "judge_probs": [0.1, 0.6, 0.1, 0.1, 0.1]}]}]
+    f = faithfulness(rows)
+    assert f is not None and f["judged"] == 3
+    assert f["agreement_per_label"] == {"1": 0.0, "2": 1.0, "3": None, "4": None, "5": 1.0}
+    cal = f["calibrated"]
+    assert cal["judged"] == 2 and cal["agreement_per_label"] == {"1": 1.0, "2": None, "3": None, "4": None, "5": 1.0}
+    weights = [p / c for p, c in zip([0.16, 0.13, 0.34, 0.24, 0.13], free)]
+    assert cal["mean_judged_rating_per_label"]["1"] == pytest.approx(
+        sum(w * r for w, r in zip(weights, range(1, 6))) / sum(weights))

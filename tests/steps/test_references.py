@@ -87,6 +87,7 @@ def test_every_mode_with_smollm2_and_rebuild_without_a_model(small_beauty: Path,
     assert len(rows) == 2
     for row in rows:
         assert len(row["content_free_probs"]) == 5 and sum(row["content_free_probs"]) == pytest.approx(1.0)
+        assert sum(row["judge_content_free_probs"]) == pytest.approx(1.0) and row["judge_content_free_error"] is None
         assert [c["negative"] for c in row["candidates"]] == [False, False, True]
         assert row["candidates"][2]["target"] == negative_targets(row["rating"], 2, 1)[0]
         for c in row["candidates"]:

@@ -141,15 +141,17 @@ def audit(
             table.add_row(run, name, *(_rate(rates[str(k)]) for k in range(1, 6)), _rate(m["min_pass_rate"]),
                           _rate(m["coverage"]), _rate(m["false_accept_rate"]), str(m["negatives"]))
     _wide().print(table)
-    faith = Table(title="writer faithfulness: the judge reads the rating explained (argmax; within one)")
-    for col in ("run", "judged", "1", "2", "3", "4", "5", "all"):
+    faith = Table(title="writer faithfulness: the judge reads the rating explained (argmax; within one); "
+                        "calibrated: the judge's content-free prior divided out")
+    for col in ("run", "judge", "judged", "1", "2", "3", "4", "5", "all"):
         faith.add_column(col)
     for run, result in results.items():
-        f = result["faithfulness"]
-        if f:
-            faith.add_row(run, str(f["judged"]), *(f"{_rate(f['agreement_per_label'][str(k)])} "
-                                                   f"({_rate(f['within_one_per_label'][str(k)])})"
-                                                   for k in range(1, 6)), _rate(f["agreement"]))
+        raw = result["faithfulness"]
+        for name, f in (("raw", raw), ("calibrated", (raw or {}).get("calibrated"))):
+            if f:
+                faith.add_row(run, name, str(f["judged"]), *(f"{_rate(f['agreement_per_label'][str(k)])} "
+                                                             f"({_rate(f['within_one_per_label'][str(k)])})"
+                                                             for k in range(1, 6)), _rate(f["agreement"]))
     if faith.row_count:
         _wide().print(faith)
     if confusion:

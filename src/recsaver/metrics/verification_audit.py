@@ -13,7 +13,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from .verification import VerifyMode, accepts, answer, argmax_rating, parse_mode
+from .verification import VerifyMode, accepts, answer, argmax_rating, calibrate, parse_mode
 
 RATINGS = (1, 2, 3, 4, 5)
 AUDIT_MODES = ("none", "exact", "1-off", "calibrated", "calibrated-1-off", "prob:0.25", "prob:0.5")
@@ -95,16 +95,36 @@ def mode_summary(rows: Sequence[dict[str, Any]], mode: VerifyMode) -> dict[str, 
 
 def faithfulness(rows: Iterable[dict[str, Any]]) -> dict[str, Any] | None:
     """Per rating explained: how often the judge reads that very rating in the scrubbed explanation (argmax of
-    its P(1..5)), within one of it, and the judge's mean expected rating. None when no candidate was judged."""
+    its P(1..5)), within one of it, and the judge's mean expected rating. None when no candidate was judged.
+
+    Where the rows hold the judge's content-free P(1..5) (`judge_content_free_probs`: the judge prompt with the
+    explanation replaced by the placeholder), the same figures under contextual calibration are given as
+    `calibrated`: a small judge has a prior of its own (Qwen2.5-1.5B reads "3" into an explanation that says
+    the user strongly disliked the item), which calibration cancels as it does the verifier's."""
+    rows = list(rows)
+    raw = _faithfulness(rows, calibrated=False)
+    if raw is None:
+        return None
+    if any(r.get("judge_content_free_probs") for r in rows):
+        raw["calibrated"] = _faithfulness(rows, calibrated=True)
+    return raw
+
+
+def _faithfulness(rows: Sequence[dict[str, Any]], calibrated: bool) -> dict[str, Any] | None:
     hits: Counter = Counter()
     near: Counter = Counter()
     counts: Counter = Counter()
     expected: dict[int, float] = defaultdict(float)
     for row in rows:
+        free = row.get("judge_content_free_probs")
+        if calibrated and not free:
+            continue
         for c in row["candidates"]:
             probs = c.get("judge_probs")
             if probs is None:
                 continue
+            if calibrated:
+                probs = calibrate(probs, free)
             t = target(c, int(row["rating"]))
             said = argmax_rating(probs)
             counts[t] += 1

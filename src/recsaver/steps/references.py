@@ -154,20 +154,25 @@ class ReferenceGenerator:
         return {"content_free_probs": list(cf.probs) if cf.ok else None,
                 "content_free_error": None if cf.ok else cf.error}
 
-    def _judge(self, judge: Any, example: Example, candidates: list[dict[str, Any]]) -> None:
+    def _judge(self, judge: Any, example: Example, candidates: list[dict[str, Any]]) -> dict[str, Any]:
+        """The judge's P(1..5) per candidate, and once per example its content-free P(1..5) (the explanation
+        replaced by the placeholder) so that faithfulness can be read calibrated as well as raw."""
         todo = [c for c in candidates if c["scrubbed_text"] and c["status"] == "ok"]
-        probes = judge.probe([self.judge_probe(example, c["scrubbed_text"]) for c in todo])
+        probes = judge.probe([self.judge_probe(example, c["scrubbed_text"]) for c in todo]
+                             + [self.judge_probe(example, "")])
         self.probes += len(probes)
         for c, p in zip(todo, probes):
             c["judge_probs"] = list(p.probs) if p.ok else None
             c["judge_rating"] = argmax_rating(p.probs) if p.ok and p.probs else None
+        free = probes[-1]
+        return {"judge_content_free_probs": list(free.probs) if free.ok else None,
+                "judge_content_free_error": None if free.ok else free.error}
 
     def run_example(self, example: Example) -> dict[str, Any]:
         candidates = self._write(example)
         row: dict[str, Any] = {"example_id": example.example_id, "rating": example.rating}
         free = self._verify(example, candidates)
-        if self.judge is not None:
-            self._judge(self.judge, example, candidates)
+        judged = self._judge(self.judge, example, candidates) if self.judge is not None else {}
         if self.mode.needs_content_free and free["content_free_probs"] is None:
             for c in candidates:
                 if c["status"] == "ok":
@@ -182,7 +187,7 @@ class ReferenceGenerator:
         return {"example_id": row["example_id"], "rating": row["rating"], "references": row["references"],
                 "failed_calls": len(failed), "verify": row["verify"],
                 "content_free_probs": row["content_free_probs"], "content_free_error": row["content_free_error"],
-                "candidates": row["candidates"]}
+                **judged, "candidates": row["candidates"]}
 
 
 def summarize(rows: Sequence[dict[str, Any]], verify: str) -> dict[str, Any]:
