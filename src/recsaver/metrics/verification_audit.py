@@ -116,14 +116,14 @@ def _faithfulness(rows: Sequence[dict[str, Any]], calibrated: bool) -> dict[str,
     counts: Counter = Counter()
     expected: dict[int, float] = defaultdict(float)
     for row in rows:
-        free = row.get("judge_content_free_probs")
+        free = row.get("judge_content_free_probs") if calibrated else None
         if calibrated and not free:
             continue
         for c in row["candidates"]:
             probs = c.get("judge_probs")
             if probs is None:
                 continue
-            if calibrated:
+            if free:  # only set when calibrated (rows without it were skipped above)
                 probs = calibrate(probs, free)
             t = target(c, int(row["rating"]))
             said = argmax_rating(probs)
