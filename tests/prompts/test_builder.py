@@ -370,7 +370,14 @@ def test_explanation_variant_and_judge_prompts(prompt_data, domain: str) -> None
     assert f"rated the new {words['item']} 1 on the scale from 1 to 5: the user strongly disliked it." in meaning
     assert "loved it" in b.explanation_messages(ex, 5, "meaning")[0]["content"]
     assert meaning.endswith("### Reason ###\nWrite your reasoning explanation here. You can have line breaks.")
-    with pytest.raises(ValueError, match="one of paper, meaning"):
+    reasons = {r: b.explanation_messages(ex, r, "reasons")[0]["content"] for r in range(1, 6)}
+    assert reasons[3].split("#####")[0] == paper.split("#####")[0]
+    assert f"the user felt mixed about it.\n\nGiven the user's past {words['action']} history" in reasons[3]
+    assert (f"the reasons behind that judgement: say both what the user would appreciate about this {words['item']}"
+            " and what would disappoint them, and why neither outweighs the other.\n\n") in reasons[3]
+    assert "small reservation" in reasons[4] and "small reservation" not in reasons[5]
+    assert "${" not in "".join(reasons.values()) and len(set(reasons.values())) == 5
+    with pytest.raises(ValueError, match="one of paper, meaning, reasons"):
         b.explanation_messages(ex, 1, "shouting")
     judge = b.judge_messages(ex, "They dislike strong scents.")[0]["content"]
     assert "They dislike strong scents." in judge and "Past User History" not in judge

@@ -219,9 +219,10 @@ class ReferencesOptions(SamplingFields):
     temperature: float = setting(0.7, "Sampling temperature T of the explanations.")
     max_tokens: int = setting(256, "Most tokens per explanation.")
     grammar: bool = setting(True, "Constrain explanation and verification formats.")
-    explain_prompt: str = setting("paper", "Explanation prompt: the paper's, or `meaning`, which also says what "
-                                           "the rating means and asks for the reasons behind it.",
-                                  choices=("paper", "meaning"))
+    explain_prompt: str = setting("paper", "Explanation prompt: the paper's; `meaning`, which also says what "
+                                           "the rating means and asks for the reasons behind it; or `reasons`, "
+                                           "which also says what to argue for that rating.",
+                                  choices=("paper", "meaning", "reasons"))
     verifier_model: str | None = setting(None, "provider/model verifying the explanations (default: the writer, "
                                                "as in the paper).")
     judge_model: str | None = setting(None, "provider/model judging which rating each explanation argues for "

@@ -62,8 +62,21 @@ def as_ablation(value: object) -> Ablation:
     return value
 
 MISSING = "N/A"
-EXPLAIN_VARIANTS = ("paper", "meaning")
+EXPLAIN_VARIANTS = ("paper", "meaning", "reasons")
 RATING_MEANINGS = {1: "strongly disliked", 2: "disliked", 3: "felt mixed about", 4: "liked", 5: "loved"}
+# The `reasons` prompt: what to argue, per rating (issue 18: with `meaning`, explanations of a 3 argued for a 1
+# or a 5 as often as for a 3, and 4 and 5 read alike). `{item}` is the domain's item noun.
+RATING_GUIDANCE = {
+    1: "say what about this {item} the user would find disappointing or unsuitable, given the tastes the history "
+       "shows",
+    2: "say what about this {item} the user would find disappointing, and what little in it might still appeal",
+    3: "say both what the user would appreciate about this {item} and what would disappoint them, and why "
+       "neither outweighs the other",
+    4: "say what the user would appreciate about this {item}, and what small reservation keeps it from being a "
+       "favourite",
+    5: "say what the user would appreciate about this {item}, and why it matches the user's tastes especially "
+       "well",
+}
 REASON_HEADER = "### Reason ###\n"
 
 # Domain wording of Table 12: the item noun, its capitalized label, and the verb of the history.
@@ -163,6 +176,7 @@ class PromptBuilder:
         self._one_shot = load_template("one_shot", version)
         self._explain = load_template("explain", version)
         self._explain_meaning = load_template("explain_meaning", version)
+        self._explain_reasons = load_template("explain_reasons", version)
         self._judge = load_template("judge", version)
         self._verify = load_template("verify", version)
 
@@ -270,7 +284,8 @@ class PromptBuilder:
 
         `variant` "paper" is the paper's prompt; "meaning" also says what the rating means ("the user
         strongly disliked it") and asks for the reasons behind that judgement (issue 18: small writers
-        asked to explain a 1 wrote praise)."""
+        asked to explain a 1 wrote praise); "reasons" says what the rating means and what to argue for that
+        rating (`RATING_GUIDANCE`: both sides for a 3, the reservation of a 4)."""
         self._check(example)
         if variant not in EXPLAIN_VARIANTS:
             raise ValueError(f"explanation prompt {variant!r}: one of {', '.join(EXPLAIN_VARIANTS)}")
@@ -278,6 +293,10 @@ class PromptBuilder:
         if variant == "meaning":
             content = self._explain_meaning.substitute(self._context(example), rating=str(value),
                                                        meaning=RATING_MEANINGS[value])
+        elif variant == "reasons":
+            guidance = RATING_GUIDANCE[value].format(item=self.words["item"])
+            content = self._explain_reasons.substitute(self._context(example), rating=str(value),
+                                                       meaning=RATING_MEANINGS[value], guidance=guidance)
         else:
             content = self._explain.substitute(self._context(example), rating=str(value))
         return [{"role": "user", "content": content}]

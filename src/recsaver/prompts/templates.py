@@ -23,6 +23,8 @@ TEMPLATE_FIELDS: dict[str, frozenset[str]] = {
     "one_shot": frozenset({"Item", "history", "new_item", "answer"}),
     "explain": frozenset({"item", "Item", "action", "history", "new_item", "rating"}),
     "explain_meaning": frozenset({"item", "Item", "action", "history", "new_item", "rating", "meaning"}),
+    "explain_reasons": frozenset({"item", "Item", "action", "history", "new_item", "rating", "meaning",
+                                  "guidance"}),
     "judge": frozenset({"item", "Item", "new_item", "explanation"}),
     "verify": frozenset({"item", "Item", "action", "history", "new_item", "explanation"}),
 }
