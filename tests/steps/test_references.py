@@ -115,8 +115,10 @@ def test_every_mode_with_smollm2_and_rebuild_without_a_model(small_beauty: Path,
     assert audit.exit_code == 0 and "calibrated" in audit.output and "faithfulness" in audit.output, audit.output
     report = CliRunner().invoke(app, ["report", str(first), "--out", str(tmp_path / "report.html")])
     assert report.exit_code == 0, report.output
-    assert "### Verification audit" in (tmp_path / "report.md").read_text() and "| calibrated |" in (
-        tmp_path / "report.md").read_text()
+    md = (tmp_path / "report.md").read_text()
+    assert "### Verification audit" in md and "| calibrated |" in md
+    assert "Writer faithfulness" in md and "| raw | " in md and "| calibrated | " in md, md
+    assert "Writer faithfulness" in (tmp_path / "report.html").read_text()
 
 
 def test_rebuild_explains_what_is_missing(tmp_path: Path) -> None:

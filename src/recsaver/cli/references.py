@@ -129,6 +129,7 @@ def audit(
 
     from ..metrics.verification_audit import AUDIT_MODES
     from ..metrics.verification_audit import audit as run_audit
+    from ..reports.html import faithfulness_rows
     from ..store import RunStore
 
     results = {str(r): run_audit(RunStore(r).read_reference_rows(), mode or AUDIT_MODES) for r in runs}
@@ -146,12 +147,8 @@ def audit(
     for col in ("run", "judge", "judged", "1", "2", "3", "4", "5", "all"):
         faith.add_column(col)
     for run, result in results.items():
-        raw = result["faithfulness"]
-        for name, f in (("raw", raw), ("calibrated", (raw or {}).get("calibrated"))):
-            if f:
-                faith.add_row(run, name, str(f["judged"]), *(f"{_rate(f['agreement_per_label'][str(k)])} "
-                                                             f"({_rate(f['within_one_per_label'][str(k)])})"
-                                                             for k in range(1, 6)), _rate(f["agreement"]))
+        for f in faithfulness_rows(result):
+            faith.add_row(run, f["judge"], str(f["judged"]), *f["rates"], f["overall"])
     if faith.row_count:
         _wide().print(faith)
     if confusion:

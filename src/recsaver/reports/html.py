@@ -136,20 +136,36 @@ def coverage_section(item: Item) -> dict[str, Any]:
     if summary is None:
         raise FileNotFoundError(f"{item.store.summary_path}: a references folder without its summary "
                                 "(rerun `recsaver references`)")
-    return {"summary": summary, "png": coverage_png(summary, item.label), "audit": audit_rows(summary)}
+    return {"summary": summary, "png": coverage_png(summary, item.label), "audit": audit_rows(summary),
+            "faithfulness": faithfulness_rows(summary.get("audit") or {})}
+
+
+def _pct(v: float | None) -> str:
+    return "–" if v is None else f"{v:.0%}"
 
 
 def audit_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per verify mode of the summary's audit (metrics/verification_audit.py): pass rate per gold
     label, the lowest of them, coverage and the negative control's false-accept rate. Empty before issue 18."""
-    def pct(v: float | None) -> str:
-        return "–" if v is None else f"{v:.0%}"
-
     modes = (summary.get("audit") or {}).get("modes") or {}
-    return [{"mode": name, "rates": [pct(m["pass_rate_per_label"][str(k)]) for k in range(1, 6)],
-             "min": pct(m["min_pass_rate"]), "coverage": pct(m["coverage"]),
-             "false_accept": pct(m["false_accept_rate"]), "negatives": m["negatives"]}
+    return [{"mode": name, "rates": [_pct(m["pass_rate_per_label"][str(k)]) for k in range(1, 6)],
+             "min": _pct(m["min_pass_rate"]), "coverage": _pct(m["coverage"]),
+             "false_accept": _pct(m["false_accept_rate"]), "negatives": m["negatives"]}
             for name, m in modes.items()]
+
+
+def faithfulness_rows(audit: dict[str, Any]) -> list[dict[str, Any]]:
+    """The writer's faithfulness in an audit (`verification_audit.audit`) as the judge reads it, raw and (where the
+    judge read a content-free explanation) calibrated: per rating explained "exact (within one)", and overall.
+    Empty when the run had no judge."""
+    raw = audit.get("faithfulness")
+    rows = []
+    for name, f in (("raw", raw), ("calibrated", (raw or {}).get("calibrated"))):
+        if f:
+            per_label, near = f["agreement_per_label"], f["within_one_per_label"]
+            rows.append({"judge": name, "judged": f["judged"], "overall": _pct(f["agreement"]),
+                         "rates": [f"{_pct(per_label[str(k)])} ({_pct(near[str(k)])})" for k in range(1, 6)]})
+    return rows
 
 
 def gallery_section(item: Item, k: int, seed: int) -> dict[str, Any] | None:
@@ -259,6 +275,11 @@ def markdown(ctx: dict[str, Any], tables: Sequence[Table]) -> str:
                       "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
             lines += [f"| {a['mode']} | {' | '.join(a['rates'])} | {a['min']} | {a['coverage']} | "
                       f"{a['false_accept']} | {a['negatives']} |" for a in c["audit"]]
+        if c["faithfulness"]:
+            lines += ["", f"Writer faithfulness (the judge reads the rating explained; exact (within one)): {i.label}",
+                      "", "| judge | judged | 1 | 2 | 3 | 4 | 5 | all |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+            lines += [f"| {f['judge']} | {f['judged']} | {' | '.join(f['rates'])} | {f['overall']} |"
+                      for f in c["faithfulness"]]
     lines += ["", "## Token and time ledger", "",
               "| run | requests | cache hits | misses | failed | prompt tok | completion tok | model s | wall s |",
               "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
