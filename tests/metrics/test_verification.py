@@ -16,7 +16,11 @@ def test_parse_mode_forms_and_errors() -> None:
     assert str(parse_mode("exact")) == "exact" and str(parse_mode(" prob:0.40 ")) == "prob:0.4"
     assert parse_mode("calibrated").needs_content_free and parse_mode("prob:1").needs_probs
     assert not parse_mode("1-off").needs_probs
-    for bad in ("prob", "prob:0", "prob:1.5", "prob:x", "exactly", "calibrated-2-off"):
+    assert str(parse_mode("calibrated-1-off:0.50")) == "calibrated-1-off:0.5"
+    assert str(parse_mode("calibrated")) == "calibrated"
+    assert parse_mode("calibrated:0.4").needs_content_free and parse_mode("calibrated:0.4").tau == 0.4
+    for bad in ("prob", "prob:0", "prob:1.5", "prob:x", "exactly", "calibrated-2-off", "calibrated-1-off:0",
+                "calibrated:x", "exact:0.5"):
         with pytest.raises(ValueError, match="verify mode|TAU"):
             parse_mode(bad)
 
@@ -41,6 +45,12 @@ def test_each_mode_by_hand() -> None:
     assert accepts(m("calibrated"), 1, 5, P, CF) and not accepts(m("calibrated"), 5, 5, P, CF)
     assert accepts(m("calibrated-1-off"), 2, 5, P, CF) and not accepts(m("calibrated-1-off"), 3, 5, P, CF)
     assert accepts(m("calibrated"), 1, 5, P, None) is None
+    # with TAU, the calibrated q itself: q_1 = 0.5263; the mass within one of 3 is q_2 + q_3 + q_4 = 0.3860,
+    # of 2 is q_1 + q_2 + q_3 = 0.8070
+    assert accepts(m("calibrated:0.5"), 1, 5, P, CF) and not accepts(m("calibrated:0.53"), 1, 5, P, CF)
+    assert accepts(m("calibrated-1-off:0.38"), 3, 5, P, CF) and not accepts(m("calibrated-1-off:0.39"), 3, 5, P, CF)
+    assert accepts(m("calibrated-1-off:0.8"), 2, 5, P, CF) and not accepts(m("calibrated-1-off:0.81"), 2, 5, P, CF)
+    assert accepts(m("calibrated-1-off:0.5"), 2, 5, P, None) is None
 
 
 def _c(target: int, rating: int | None, probs=None, negative=False, text="t", status="ok", judge=None) -> dict:

@@ -23,7 +23,7 @@ SPLITS = ("train", "test")
 METHODS = ("cot", "direct")
 ABLATIONS = ("none", "no-review", "no-review-no-rating", "no-description", "one-shot")
 VERIFY_RULES = ("exact", "1-off", "none")  # the paper's; metrics/verification.py adds prob:TAU and calibrated
-VERIFY_HELP = ("exact (paper) | 1-off | none | prob:TAU | calibrated | calibrated-1-off "
+VERIFY_HELP = ("exact (paper) | 1-off | none | prob:TAU | calibrated[:TAU] | calibrated-1-off[:TAU] "
                "(metrics/verification.py)")
 BALANCE = ("round-robin", "least-busy")
 EXECUTORS = ("local", "ray")  # where generation (and finetune) runs: this process, or a Ray cluster

@@ -5,18 +5,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 KINDS = ("none", "exact", "1-off", "prob", "calibrated", "calibrated-1-off")
-MODE_HELP = "none | exact | 1-off | prob:TAU (0 < TAU <= 1) | calibrated | calibrated-1-off"
+MODE_HELP = ("none | exact | 1-off | prob:TAU (0 < TAU <= 1) | calibrated[:TAU] | calibrated-1-off[:TAU]")
+TAU_KINDS = ("prob", "calibrated", "calibrated-1-off")  # `prob` needs its TAU; the calibrated ones take one
 
 
 @dataclass(frozen=True)
 class VerifyMode:
-    """A parsed mode: `kind` one of KINDS, `tau` for prob. `str()` gives the canonical text."""
+    """A parsed mode: `kind` one of KINDS, `tau` for prob (and optionally calibrated). `str()`: the canonical text."""
 
     kind: str
     tau: float | None = None
 
     def __str__(self) -> str:
-        return f"prob:{self.tau:g}" if self.kind == "prob" else self.kind
+        return self.kind if self.tau is None else f"{self.kind}:{self.tau:g}"
 
     @property
     def needs_probs(self) -> bool:
@@ -28,16 +29,18 @@ class VerifyMode:
 
 
 def parse_mode(text: str) -> VerifyMode:
-    """`exact`, `1-off`, `none`, `prob:0.4`, `calibrated`, `calibrated-1-off`; a ValueError names the forms."""
+    """`exact`, `1-off`, `none`, `prob:0.4`, `calibrated`, `calibrated-1-off`, `calibrated-1-off:0.5`; a ValueError
+    names the forms."""
     value = str(text).strip()
-    if value.startswith("prob:"):
+    kind, sep, rest = value.partition(":")
+    if sep and kind in TAU_KINDS:
         try:
-            tau = float(value[len("prob:"):])
+            tau = float(rest)
         except ValueError:
             tau = float("nan")
         if not 0 < tau <= 1:
-            raise ValueError(f"verify mode {text!r}: TAU must be a number in (0, 1], e.g. prob:0.4")
-        return VerifyMode("prob", tau)
+            raise ValueError(f"verify mode {text!r}: TAU must be a number in (0, 1], e.g. {kind}:0.4")
+        return VerifyMode(kind, tau)
     if value not in KINDS or value == "prob":
         raise ValueError(f"verify mode {text!r} is unknown; one of: {MODE_HELP}")
     return VerifyMode(value)

@@ -13,6 +13,10 @@ Modes (the paper's three first; `exact` is the default):
 - `calibrated` / `calibrated-1-off`: contextual calibration (Zhao et al. 2021, "Calibrate Before Use"):
   q_r = P(r | explanation) / P(r | content-free), renormalized; argmax q equals the gold rating / is
   within one of it. This divides out the verifier's prior (toward 4-5 for Qwen, toward 1 for SmolLM2).
+- `calibrated:TAU` / `calibrated-1-off:TAU`: the calibrated q instead of its argmax: q_gold >= TAU / the mass of
+  q on the ratings within one of gold >= TAU. `calibrated-1-off:0.5` asks that the calibrated verifier find a
+  rating within one of gold more likely than not; plain `calibrated-1-off` accepts when the single most likely
+  rating is within one, however flat q is (an explanation split between 1 and 5 passes for any gold).
 """
 
 from __future__ import annotations
@@ -61,8 +65,13 @@ def accepts(mode: VerifyMode, gold: int, rating: int | None, probs: Sequence[flo
             return None
         assert mode.tau is not None
         return probs[gold - 1] >= mode.tau
+    tolerance = 1 if mode.kind.endswith("1-off") else 0
+    if mode.needs_content_free and mode.tau is not None:
+        if probs is None or content_free is None:
+            return None
+        q = calibrate(probs, content_free)
+        return sum(x for r, x in enumerate(q, start=1) if abs(r - gold) <= tolerance) >= mode.tau
     said = answer(mode, rating, probs, content_free)
     if said is None:
         return None if mode.needs_probs else False  # the paper: an unparsed verification rejects
-    tolerance = 1 if mode.kind.endswith("1-off") else 0
     return abs(said - gold) <= tolerance
