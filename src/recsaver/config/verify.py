@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 KINDS = ("none", "exact", "1-off", "prob", "calibrated", "calibrated-1-off")
-MODE_HELP = ("none | exact | 1-off | prob:TAU (0 < TAU <= 1) | calibrated[:TAU] | calibrated-1-off[:TAU]")
+MODE_HELP = "none | exact | 1-off | prob:TAU (0 < TAU <= 1) | calibrated[:TAU] | calibrated-1-off[:TAU]"
 TAU_KINDS = ("prob", "calibrated", "calibrated-1-off")  # `prob` needs its TAU; the calibrated ones take one
 
 

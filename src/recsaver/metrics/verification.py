@@ -16,7 +16,7 @@ Modes (the paper's three first; `exact` is the default):
 - `calibrated:TAU` / `calibrated-1-off:TAU`: the calibrated q instead of its argmax: q_gold >= TAU / the mass of
   q on the ratings within one of gold >= TAU. `calibrated-1-off:0.5` asks that the calibrated verifier find a
   rating within one of gold more likely than not; plain `calibrated-1-off` accepts when the single most likely
-  rating is within one, however flat q is (an explanation split between 1 and 5 passes for any gold).
+  rating is within one, however flat q is (q = .34/.01/.01/.31/.33 passes for a gold 2 with 35% on 1-3).
 """
 
 from __future__ import annotations
