@@ -60,16 +60,11 @@ def accepts(mode: VerifyMode, gold: int, rating: int | None, probs: Sequence[flo
     """Whether the explanation joins the pool for `gold`; None when the mode's input is missing (no verdict)."""
     if mode.kind == "none":
         return True
-    if mode.kind == "prob":
-        if probs is None:
-            return None
-        assert mode.tau is not None
-        return probs[gold - 1] >= mode.tau
     tolerance = 1 if mode.kind.endswith("1-off") else 0
-    if mode.needs_content_free and mode.tau is not None:
-        if probs is None or content_free is None:
+    if mode.tau is not None:  # prob:TAU, calibrated[-1-off]:TAU: the mass on ratings within tolerance of gold
+        if probs is None or (mode.needs_content_free and content_free is None):
             return None
-        q = calibrate(probs, content_free)
+        q = calibrate(probs, content_free) if mode.needs_content_free and content_free is not None else probs
         return sum(x for r, x in enumerate(q, start=1) if abs(r - gold) <= tolerance) >= mode.tau
     said = answer(mode, rating, probs, content_free)
     if said is None:
