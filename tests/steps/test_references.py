@@ -111,8 +111,14 @@ def test_every_mode_with_smollm2_and_rebuild_without_a_model(small_beauty: Path,
                         for line in (rebuilt / "references.jsonl").read_text().splitlines()]
         assert (json.loads((rebuilt / "summary.json").read_text())["audit"]
                 == json.loads((direct / "summary.json").read_text())["audit"])
-    audit = CliRunner().invoke(app, ["references", "audit", str(first), "--confusion", "calibrated"])
+    rebuilt = tmp_path / "rebuilt-calibrated"
+    audit = CliRunner().invoke(app, ["references", "audit", str(first), str(rebuilt), "--confusion", "calibrated",
+                                     "--json", str(tmp_path / "audit.json")])
     assert audit.exit_code == 0 and "calibrated" in audit.output and "faithfulness" in audit.output, audit.output
+    # a rebuilt pool shares every candidate with its source: its audit is said to be the same, not printed twice
+    assert f"the same candidates and verifier outputs as {first}" in " ".join(audit.output.split()), audit.output
+    assert audit.output.count("rows = rating explained") == 1
+    assert set(json.loads((tmp_path / "audit.json").read_text())) == {str(first), str(rebuilt)}
     report = CliRunner().invoke(app, ["report", str(first), "--out", str(tmp_path / "report.html")])
     assert report.exit_code == 0, report.output
     md = (tmp_path / "report.md").read_text()

@@ -133,26 +133,37 @@ def audit(
     from ..store import RunStore
 
     results = {str(r): run_audit(RunStore(r).read_reference_rows(), mode or AUDIT_MODES) for r in runs}
+    # Pools of one experiment that differ only in their verify mode share every candidate and verifier output,
+    # so their audits are equal: print each distinct audit once and say which runs it stands for.
+    first_of: dict[str, str] = {}
+    same_as: dict[str, str] = {}
+    for run, result in results.items():
+        same_as[run] = first_of.setdefault(json.dumps(result, sort_keys=True), run)
+    shown = {run: result for run, result in results.items() if same_as[run] == run}
     table = Table(title="verification audit: pass rate per gold label (recall), coverage, false accepts")
     for col in ("run", "mode", "1", "2", "3", "4", "5", "min", "coverage", "false acc.", "negatives"):
         table.add_column(col)
-    for run, result in results.items():
+    for run, result in shown.items():
         for name, m in result["modes"].items():
             rates = m["pass_rate_per_label"]
             table.add_row(run, name, *(_rate(rates[str(k)]) for k in range(1, 6)), _rate(m["min_pass_rate"]),
                           _rate(m["coverage"]), _rate(m["false_accept_rate"]), str(m["negatives"]))
     _wide().print(table)
+    for run, first in same_as.items():
+        if run != first:
+            out_console.print(f"{run}: the same candidates and verifier outputs as {first} (not repeated)",
+                              highlight=False)
     faith = Table(title="writer faithfulness: the judge reads the rating explained (argmax; within one); "
                         "calibrated: the judge's content-free prior divided out")
     for col in ("run", "judge", "judged", "1", "2", "3", "4", "5", "all"):
         faith.add_column(col)
-    for run, result in results.items():
+    for run, result in shown.items():
         for f in faithfulness_rows(result):
             faith.add_row(run, f["judge"], str(f["judged"]), *f["rates"], f["overall"])
     if faith.row_count:
         _wide().print(faith)
     if confusion:
-        for run, result in results.items():
+        for run, result in shown.items():
             m = result["modes"].get(confusion)
             if m is None:
                 err_console.print(f"[yellow]warning:[/] {run}: no mode {confusion} in the audit", highlight=False)
