@@ -38,3 +38,18 @@ def test_latex_is_booktabs_with_escaped_text(tmp_path: Path) -> None:
     assert [p.name for p in paths] == ["tables.md", "tables.html", "tables.tex"]
     page = (tmp_path / "tables.html").read_text()
     assert "<style>" in page and "table.paper" in page and "<link" not in page
+
+
+def test_table3_reads_the_first_verified_pool_listed(tmp_path: Path) -> None:
+    """configs/table3.yaml lists the recommended mode before the paper's `exact`: Table 3 scores against it."""
+    from recsaver.reports.paper import Experiment
+
+    def primary(verify: list[str], enabled: bool = True) -> str | None:
+        record = {"config": {"references": {"enabled": enabled, "verify": verify}}, "cells": []}
+        return Experiment(tmp_path, record).primary_verify
+
+    assert primary(["calibrated-1-off", "exact", "none"]) == "calibrated-1-off"
+    assert primary(["exact", "none"]) == "exact"
+    assert primary(["none", "1-off"]) == "1-off"  # the unverified pool only when nothing else is listed
+    assert primary(["none"]) == "none"
+    assert primary(["exact"], enabled=False) is None and primary([]) is None
