@@ -105,3 +105,21 @@ def test_config_errors_exit_cleanly(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "unknown key 'limt' in predict" in result.output
     result = CliRunner().invoke(cli(), ["experiment", "run", str(tmp_path / "none.yaml")])
     assert result.exit_code == 2 and "no such config file" in result.output
+
+
+def test_a_pool_missing_some_gold_ratings_is_said_after_the_tables(tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """The paper's `exact` on small models keeps no explanation of a 2 (docs/results.md, 50+50 run): the grid
+    says so per pool, as `references` does; full pools and empty ones (exit_for's error) get no such warning."""
+    from recsaver.cli.experiment import say_quality_warnings
+    from recsaver.store import RunStore
+
+    pools = {"beauty/references-exact": ({"1": 0.25, "2": 0.0, "3": 0.15, "4": 0.7, "5": 0.5}, 0.48),
+             "beauty/references-none": ({str(k): 1.0 for k in range(1, 6)}, 1.0),
+             "movies/references-exact": ({str(k): 0.0 for k in range(1, 6)}, 0.0)}
+    for name, (rates, coverage) in pools.items():
+        RunStore(tmp_path / name).write_summary({"pass_rate_per_label": rates, "coverage": coverage})
+    say_quality_warnings({"cells": [{"kind": "references", "name": n} for n in pools]}, tmp_path)
+    err = " ".join(capsys.readouterr().err.split())
+    assert "beauty/references-exact: no explanation of gold rating(s) 2 was verified" in err, err
+    assert "references-none" not in err and "movies/references-exact" not in err

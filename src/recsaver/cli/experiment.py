@@ -76,14 +76,22 @@ def run_grid(cfg: Any, folder: Path, progress: bool, run: Callable[..., dict[str
 
 
 def say_quality_warnings(record: dict[str, Any], folder: Path) -> None:
-    """Each prediction cell's degenerate-output warnings (steps/predict.py quality_warnings), as predict says them."""
+    """Each prediction cell's degenerate-output warnings (steps/predict.py quality_warnings) and each reference
+    pool's missing gold ratings, as `predict` and `references` say them."""
     from ..store import RunStore
+    from .references import one_sided_pool
 
     for cell in record["cells"]:
-        if cell["kind"] != "predict":
+        store = RunStore(Path(folder) / cell["name"])
+        if cell["kind"] == "predict":
+            warnings = (store.read_metrics() or {}).get("warnings", [])
+        elif cell["kind"] == "references":
+            summary = store.read_summary()
+            # an empty pool has its own error (exit_for); a pool missing some ratings scores the others only
+            warnings = [w for w in [one_sided_pool(summary)] if w] if summary and summary["coverage"] else []
+        else:
             continue
-        metrics = RunStore(Path(folder) / cell["name"]).read_metrics() or {}
-        for w in metrics.get("warnings", []):
+        for w in warnings:
             err_console.print(f"[bold yellow]warning:[/] {cell['name']}: {w}", highlight=False, soft_wrap=True)
 
 

@@ -56,6 +56,16 @@ def _rate(value: float | None) -> str:
     return "-" if value is None else f"{value:.0%}"
 
 
+def one_sided_pool(summary: dict[str, Any]) -> str | None:
+    """What to say about a pool (summary.json) with no verified explanation of some gold rating, else None."""
+    missing = [k for k, v in summary["pass_rate_per_label"].items() if v == 0]
+    if not missing:
+        return None
+    return (f"no explanation of gold rating(s) {', '.join(missing)} was verified: scores and studies built on these "
+            "pools cover the other ratings only (`recsaver references audit` compares the verify modes; `rebuild "
+            "--verify calibrated|1-off|prob:TAU` or a stronger --verifier-model widen them)")
+
+
 def print_pool(summary: dict[str, Any], out: Path) -> None:
     from ..steps.score import empty_pools_advice
 
@@ -69,12 +79,8 @@ def print_pool(summary: dict[str, Any], out: Path) -> None:
     if summary["examples"] and summary["coverage"] == 0:
         err_console.print(f"[bold yellow]warning:[/] every reference pool is empty: {empty_pools_advice(out)}",
                           highlight=False, soft_wrap=True)
-    elif [k for k, v in rates.items() if v == 0]:
-        err_console.print(f"[bold yellow]warning:[/] no explanation of gold rating(s) "
-                          f"{', '.join(k for k, v in rates.items() if v == 0)} was verified: scores and studies "
-                          "built on these pools cover the other ratings only (`recsaver references audit` compares "
-                          "the verify modes; `rebuild --verify calibrated|1-off|prob:TAU` or a stronger "
-                          "--verifier-model widen them)", highlight=False, soft_wrap=True)
+    elif one_sided := one_sided_pool(summary):
+        err_console.print(f"[bold yellow]warning:[/] {one_sided}", highlight=False, soft_wrap=True)
     if summary.get("probe_failures"):
         err_console.print(f"[yellow]warning:[/] {summary['probe_failures']} verifier probabilities could not be "
                           "read (see probs_error in references.jsonl): only exact, 1-off and none can use them",
