@@ -116,7 +116,7 @@ def test_every_mode_with_smollm2_and_rebuild_without_a_model(small_beauty: Path,
                                      "--json", str(tmp_path / "audit.json")])
     assert audit.exit_code == 0 and "calibrated" in audit.output and "faithfulness" in audit.output, audit.output
     # a rebuilt pool shares every candidate with its source: its audit is said to be the same, not printed twice
-    assert f"the same candidates and verifier outputs as {first}" in " ".join(audit.output.split()), audit.output
+    assert f"{rebuilt}: the same audit as {first} (not repeated)" in " ".join(audit.output.split()), audit.output
     assert audit.output.count("rows = rating explained") == 1
     assert set(json.loads((tmp_path / "audit.json").read_text())) == {str(first), str(rebuilt)}
     report = CliRunner().invoke(app, ["report", str(first), "--out", str(tmp_path / "report.html")])

@@ -140,7 +140,7 @@ def audit(
 
     results = {str(r): run_audit(RunStore(r).read_reference_rows(), mode or AUDIT_MODES) for r in runs}
     # Pools of one experiment that differ only in their verify mode share every candidate and verifier output,
-    # so their audits are equal: print each distinct audit once and say which runs it stands for.
+    # so their audits are equal: print each distinct audit once and say which runs share it.
     first_of: dict[str, str] = {}
     same_as: dict[str, str] = {}
     for run, result in results.items():
@@ -157,8 +157,7 @@ def audit(
     _wide().print(table)
     for run, first in same_as.items():
         if run != first:
-            out_console.print(f"{run}: the same candidates and verifier outputs as {first} (not repeated)",
-                              highlight=False)
+            out_console.print(f"{run}: the same audit as {first} (not repeated)", highlight=False)
     faith = Table(title="writer faithfulness: the judge reads the rating explained (argmax; within one); "
                         "calibrated: the judge's content-free prior divided out")
     for col in ("run", "judge", "judged", "1", "2", "3", "4", "5", "all"):
