@@ -87,8 +87,8 @@ def say_quality_warnings(record: dict[str, Any], folder: Path) -> None:
             warnings = (store.read_metrics() or {}).get("warnings", [])
         elif cell["kind"] == "references":
             summary = store.read_summary()
-            # an empty pool has its own error (exit_for); a pool missing some ratings scores the others only
-            warnings = [w for w in [one_sided_pool(summary)] if w] if summary and summary["coverage"] else []
+            one_sided = one_sided_pool(summary) if summary else None
+            warnings = [one_sided] if one_sided else []
         else:
             continue
         for w in warnings:

@@ -57,9 +57,10 @@ def _rate(value: float | None) -> str:
 
 
 def one_sided_pool(summary: dict[str, Any]) -> str | None:
-    """What to say about a pool (summary.json) with no verified explanation of some gold rating, else None."""
+    """What to say about a pool (summary.json) with no verified explanation of some gold rating, else None (also for
+    an empty pool, which has its own message: print_pool's warning, the experiment's error)."""
     missing = [k for k, v in summary["pass_rate_per_label"].items() if v == 0]
-    if not missing:
+    if not missing or not summary["coverage"]:
         return None
     return (f"no explanation of gold rating(s) {', '.join(missing)} was verified: scores and studies built on these "
             "pools cover the other ratings only (`recsaver references audit` compares the verify modes; `rebuild "
