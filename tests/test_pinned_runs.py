@@ -6,10 +6,13 @@ import json
 
 import pytest
 
-from tests.pinned.runs import RUNS, run_all
+from tests.pinned.runs import RUNS, cpu_model, run_all
 
 
 @pytest.mark.slow
 def test_recorded_runs_are_byte_identical(small_beauty, tmp_path) -> None:
-    assert run_all(small_beauty, tmp_path) == json.loads(RUNS.read_text()), (
-        "predict/references outputs changed; if intended, run `python -m tests.pinned.runs` and say why")
+    recorded = json.loads(RUNS.read_text())
+    got = run_all(small_beauty, tmp_path)
+    assert got in recorded.values(), (
+        f"predict/references outputs on {cpu_model()!r} equal none of the sets recorded (on {sorted(recorded)}); "
+        "if intended, or on a new CPU model, run `python -m tests.pinned.runs` and say why")

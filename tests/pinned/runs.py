@@ -4,6 +4,11 @@ A CoT predict run and a Rec-SAVER references run of the default model (SmolLM2) 
 examples, every option spelled out so a change of a default cannot hide in them. The sha256 of
 `predictions.jsonl` and `references.jsonl` were recorded at commit 80fbf8e (before the renovation).
 Regenerate (`python -m tests.pinned.runs`) only for an intended change of outputs, and say why.
+
+The texts are the same on every CPU, but the last digits of the stored probabilities are not: llama.cpp's
+kernels round differently on another CPU (an AMD EPYC gives other floats than the machine of 80fbf8e, while the
+paper-fields hash, which holds no probability, is the same). So runs.json keeps one set of hashes per CPU model
+it was recorded on, and a run must equal one of them; running this module adds (or replaces) this CPU's set.
 """
 
 from __future__ import annotations
@@ -43,6 +48,16 @@ def paper_fields(references: Path) -> str:
     return digest.hexdigest()
 
 
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo), the key of a recorded set of hashes."""
+    import platform
+
+    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
 def run_all(data: Path, work: Path) -> dict[str, str]:
     """Run both commands (fresh cache) and return the sha256 of each output file."""
     from recsaver.cli import app
@@ -72,5 +87,7 @@ if __name__ == "__main__":  # python -m tests.pinned.runs
         data = Path(tmp) / "data"
         caps = FieldCaps(title=80, description=120, review_title=60, review_text=160)
         prepare(reviews, meta, data, PrepareConfig(domain=domain, train_per_label=6, test_per_label=2, caps=caps))
-        RUNS.write_text(json.dumps(run_all(data, Path(tmp)), indent=1, sort_keys=True) + "\n")
+        recorded = json.loads(RUNS.read_text()) if RUNS.exists() else {}
+        recorded[cpu_model()] = run_all(data, Path(tmp))
+        RUNS.write_text(json.dumps(recorded, indent=1, sort_keys=True) + "\n")
     sys.stdout.write(RUNS.read_text())
