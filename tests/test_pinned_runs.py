@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from tests.pinned.runs import RUNS, cpu_model, run_all
+from recsaver.doctor.cpu import cpu_name
+from tests.pinned.runs import RUNS, run_all
 
 
 @pytest.mark.slow
@@ -14,5 +15,5 @@ def test_recorded_runs_are_byte_identical(small_beauty, tmp_path) -> None:
     recorded = json.loads(RUNS.read_text())
     got = run_all(small_beauty, tmp_path)
     assert got in recorded.values(), (
-        f"predict/references outputs on {cpu_model()!r} equal none of the sets recorded (on {sorted(recorded)}); "
+        f"predict/references outputs on {cpu_name()!r} equal none of the sets recorded (on {sorted(recorded)}); "
         "if intended, or on a new CPU model, run `python -m tests.pinned.runs` and say why")

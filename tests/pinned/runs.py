@@ -20,6 +20,8 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
+from recsaver.doctor.cpu import cpu_name
+
 RUNS = Path(__file__).with_name("runs.json")
 
 COMMON = ["--limit", "3", "--seed", "0", "--n-ctx", "2048", "--no-grammar", "--no-progress"]
@@ -46,16 +48,6 @@ def paper_fields(references: Path) -> str:
         cut["candidates"] = [{k: c[k] for k in PAPER_CANDIDATE} for c in row["candidates"]]
         digest.update(orjson.dumps(cut) + b"\n")
     return digest.hexdigest()
-
-
-def cpu_model() -> str:
-    """The CPU's model name (/proc/cpuinfo), the key of a recorded set of hashes."""
-    import platform
-
-    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
 
 
 def run_all(data: Path, work: Path) -> dict[str, str]:
@@ -88,6 +80,6 @@ if __name__ == "__main__":  # python -m tests.pinned.runs
         caps = FieldCaps(title=80, description=120, review_title=60, review_text=160)
         prepare(reviews, meta, data, PrepareConfig(domain=domain, train_per_label=6, test_per_label=2, caps=caps))
         recorded = json.loads(RUNS.read_text()) if RUNS.exists() else {}
-        recorded[cpu_model()] = run_all(data, Path(tmp))
+        recorded[cpu_name()] = run_all(data, Path(tmp))
         RUNS.write_text(json.dumps(recorded, indent=1, sort_keys=True) + "\n")
     sys.stdout.write(RUNS.read_text())
